@@ -1,0 +1,77 @@
+"""Maps camgate's error types and request validation failures to the seed's JSON envelope."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from camgate.camera import redact_text
+from camgate.errors import (
+    AlreadyRunning,
+    CamgateError,
+    CapacityReached,
+    InvalidInput,
+    NotFound,
+    StoreError,
+)
+
+log = logging.getLogger("camgate.api")
+
+_STATUS: list[tuple[type[CamgateError], int]] = [
+    (InvalidInput, 400),
+    (NotFound, 404),
+    (AlreadyRunning, 409),
+    (CapacityReached, 503),
+    (StoreError, 500),
+]
+
+
+def error_response(
+    status: int, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"success": False, "error": message}, status_code=status, headers=headers)
+
+
+def describe_request_error(error: RequestValidationError) -> str:
+    """'field: problem' for each invalid field; never echoes the input (it may hold a URL)."""
+    parts = []
+    for item in error.errors():
+        loc = [str(p) for p in item.get("loc", ()) if p not in ("body", "query", "path")]
+        if item.get("type") == "json_invalid":
+            parts.append("request body is not valid JSON")
+            continue
+        field = ".".join(loc) or "body"
+        message = item.get("msg", "invalid").removeprefix("Value error, ")
+        if item.get("type") == "extra_forbidden":
+            message = "unknown field"
+        parts.append(f"{field}: {message}")
+    return "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(CamgateError)
+    async def camgate_error(_: Request, error: CamgateError) -> JSONResponse:
+        status = next((code for kind, code in _STATUS if isinstance(error, kind)), 500)
+        headers = None
+        if isinstance(error, CapacityReached):
+            headers = {"Retry-After": str(error.retry_after_s)}
+        if status >= 500:
+            log.error("request failed: %s", error)
+        return error_response(status, redact_text(str(error)), headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
+        return error_response(400, describe_request_error(error))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        return error_response(error.status_code, str(error.detail), getattr(error, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def internal_error(_: Request, error: Exception) -> JSONResponse:
+        log.error("internal error: %s", redact_text(repr(error)))
+        return error_response(500, "internal error")

@@ -1,0 +1,91 @@
+"""Operations endpoints: health, readiness, the event stream (SSE) and Prometheus metrics."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from camgate.api.deps import get_manager
+from camgate.manager import StreamManager
+from camgate.state import StreamState
+
+router = APIRouter(tags=["operations"])
+Manager = Annotated[StreamManager, Depends(get_manager)]
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, Any]:
+    """The process is alive and answering."""
+    return {"success": True, "status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(manager: Manager) -> JSONResponse:
+    """The store answers and the manager accepts work."""
+    checks = {"store": manager.store.ping(), "manager": manager.running}
+    ready = all(checks.values())
+    return JSONResponse({"success": ready, "checks": checks}, status_code=200 if ready else 503)
+
+
+@router.get("/api/events")
+async def events(request: Request, manager: Manager) -> StreamingResponse:
+    """Server-sent events: every stream event as JSON, as it happens."""
+
+    async def feed() -> AsyncIterator[str]:
+        yield ": camgate events\n\n"
+        async for event in manager.bus.stream():
+            if await request.is_disconnected():
+                return
+            yield f"event: {event.type}\ndata: {json.dumps(event.as_dict())}\n\n"
+
+    return StreamingResponse(
+        feed(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+class StreamCollector(Collector):
+    """Reads the manager's state at scrape time; camera URLs are never labels."""
+
+    def __init__(self, manager: StreamManager) -> None:
+        self._manager = manager
+
+    def collect(self) -> Iterator[Any]:
+        streams = self._manager.streams
+        by_state = GaugeMetricFamily("camgate_streams", "Cameras by stream state", labels=["state"])
+        for state in StreamState:
+            by_state.add_metric([str(state)], sum(1 for s in streams if s.state is state))
+        yield by_state
+        received = CounterMetricFamily(
+            "camgate_stream_received_bytes", "Media bytes read from FFmpeg", labels=["camera"]
+        )
+        restarts = CounterMetricFamily(
+            "camgate_stream_restarts", "Stream restarts", labels=["camera"]
+        )
+        held = GaugeMetricFamily(
+            "camgate_stream_hls_bytes_held", "HLS bytes held in memory", labels=["camera"]
+        )
+        for stream in streams:
+            camera = [stream.spec.camera_id]
+            received.add_metric(camera, stream.bytes_received)
+            restarts.add_metric(camera, stream.restart_count)
+            live = stream.live
+            held.add_metric(camera, float(live.stats().get("bytes_held", 0)) if live else 0.0)
+        yield from (received, restarts, held)
+        limit = GaugeMetricFamily("camgate_max_concurrent_streams", "MAX_CONCURRENT_STREAMS")
+        limit.add_metric([], self._manager.settings.max_concurrent_streams)
+        yield limit
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    registry: CollectorRegistry = request.app.state.metrics_registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,76 @@
+"""The seed contract's API: `POST/GET /api/streams/service`, exactly as the seed promised."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from camgate.api.deps import get_manager
+from camgate.camera import CAMERA_ID_PATTERN, Overrides, validate_rtsp_url
+from camgate.errors import InvalidInput
+from camgate.manager import StreamManager
+
+router = APIRouter(tags=["seed"])
+
+
+def check_url(value: str | None) -> str | None:
+    """Pydantic validator for an `rtspUrl` field (the field name is added by the caller)."""
+    if value is not None:
+        try:
+            validate_rtsp_url(value, "rtspUrl")
+        except InvalidInput as error:
+            raise ValueError(str(error).removeprefix("rtspUrl ")) from None
+    return value
+
+
+class ServiceRequest(BaseModel):
+    """Body of `POST /api/streams/service`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cameraId: str = Field(pattern=CAMERA_ID_PATTERN)
+    action: Literal["start", "stop", "restart"]
+    rtspUrl: str | None = None
+    overrides: Overrides | None = None
+
+    _valid_url = field_validator("rtspUrl")(check_url)
+
+
+def ok(message: str | None = None, data: Any = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"success": True}
+    if message is not None:
+        body["message"] = message
+    if data is not None:
+        body["data"] = data
+    return body
+
+
+Manager = Annotated[StreamManager, Depends(get_manager)]
+
+
+@router.post("/api/streams/service")
+async def control_stream(request: ServiceRequest, manager: Manager) -> dict[str, Any]:
+    """Start, stop or restart one camera's stream."""
+    camera_id = request.cameraId
+    if request.action == "start":
+        if request.rtspUrl is None:
+            raise InvalidInput("rtspUrl: required for action start")
+        await manager.start(camera_id, request.rtspUrl, request.overrides)
+        return ok(f"Stream started for camera {camera_id}")
+    if request.action == "stop":
+        await manager.stop(camera_id)
+        return ok(f"Stream stopped for camera {camera_id}")
+    await manager.restart(camera_id, request.rtspUrl, request.overrides)
+    return ok(f"Stream restarted for camera {camera_id}")
+
+
+@router.get("/api/streams/service")
+async def stream_status(
+    manager: Manager, cameraId: Annotated[str | None, Query(max_length=64)] = None
+) -> dict[str, Any]:
+    """All streams with counts, or one camera's status with `?cameraId=`."""
+    if cameraId is not None:
+        return ok(data=manager.get(cameraId).status())
+    return ok(data=manager.summary())

@@ -1,0 +1,26 @@
+"""The browser pages: the dashboard, the player page and their static files (no CDN)."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, RedirectResponse, Response
+
+STATIC_DIR = Path(str(files("camgate.web") / "static"))
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/")
+async def index() -> Response:
+    dashboard = STATIC_DIR / "index.html"
+    if dashboard.exists():
+        return FileResponse(dashboard, headers={"Cache-Control": "no-cache"})
+    return RedirectResponse("/docs")
+
+
+@router.get("/watch/{camera_id}")
+async def watch(camera_id: str) -> FileResponse:
+    return FileResponse(STATIC_DIR / "watch.html", headers={"Cache-Control": "no-cache"})

@@ -1,0 +1,110 @@
+"""The `camgate` command: `serve` runs the gateway, `probe URL` describes a camera."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from camgate import __version__
+from camgate.errors import CamgateError
+
+log = logging.getLogger("camgate")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="camgate", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"camgate {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the gateway (API, HLS, dashboard)")
+    serve.add_argument("--host", help="address to listen on (CAMGATE_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (CAMGATE_PORT, default 8080)")
+    serve.add_argument("--log-level", help="debug, info, warning or error (LOG_LEVEL)")
+    probe = commands.add_parser("probe", help="print what a camera sends, then exit")
+    probe.add_argument("url", help="rtsp:// or rtsps:// URL of the camera")
+    return parser
+
+
+def _settings_from(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from camgate.config import load_settings
+
+    overrides = {}
+    for name, alias in (
+        ("host", "CAMGATE_HOST"),
+        ("port", "CAMGATE_PORT"),
+        ("log_level", "LOG_LEVEL"),
+    ):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[alias] = value
+    return load_settings(**overrides)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from camgate.api.app import create_app
+    from camgate.ffmpeg import find_ffmpeg
+    from camgate.log import configure_logging
+
+    settings = _settings_from(args)
+    configure_logging(
+        settings.log_level,
+        settings.log_format,
+        settings.log_file,
+        settings.log_file_max_bytes,
+        settings.log_file_backups,
+    )
+    log.info(
+        "camgate %s on http://%s:%d ffmpeg=%s data=%s",
+        __version__,
+        settings.host,
+        settings.port,
+        find_ffmpeg(settings.ffmpeg_path),
+        settings.data_dir,
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        log_level=settings.log_level,
+        access_log=settings.log_level == "debug",
+    )
+    return 0
+
+
+def _probe(args: argparse.Namespace) -> int:
+    from camgate import child
+    from camgate.camera import CameraSpec, redact_text
+    from camgate.ffmpeg import find_ffmpeg, parse_media_info, probe_argv
+
+    settings = _settings_from(args)
+    spec = CameraSpec("probe", args.url)
+
+    async def run() -> str:
+        process = await child.spawn(probe_argv(find_ffmpeg(settings.ffmpeg_path), spec, settings))
+        _, stderr = await process.communicate()
+        return stderr.decode("utf-8", "replace")
+
+    text = asyncio.run(run())
+    info = parse_media_info(text)
+    if info.video_codec is None:
+        print(redact_text(text.strip(), spec.secrets), file=sys.stderr)
+        return 1
+    print(info.as_dict())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _serve(args) if args.command == "serve" else _probe(args)
+    except CamgateError as error:
+        print(f"camgate: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

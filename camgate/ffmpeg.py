@@ -1,0 +1,238 @@
+"""FFmpeg as camgate uses it: finding the binary, building argv, reading its stderr.
+
+Pure functions only: this module never starts a process. Every argv element comes from a
+validated `CameraSpec` and `Settings`; nothing is ever passed through a shell.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from camgate.camera import CameraSpec
+from camgate.config import Settings
+from camgate.errors import InvalidInput
+
+# empty_moov: the init segment comes first and alone; default_base_moof: fragments are
+# self-contained for MSE; frag_every_frame: one moof+mdat per packet, grouped into LL-HLS parts by
+# frame count in the segmenter (LLHLS-NOTES: exact part control); frag_keyframe: a keyframe
+# always starts a fragment.
+MOVFLAGS = "empty_moov+default_base_moof+frag_every_frame+frag_keyframe"
+BROWSER_AUDIO = {"aac"}
+
+
+def find_ffmpeg(configured: str | None) -> str:
+    """FFMPEG_PATH if set, else `ffmpeg` on PATH, else the binary of the imageio-ffmpeg wheel."""
+    if configured:
+        path = Path(configured)
+        resolved = shutil.which(configured) if path.name == configured else None
+        if resolved:
+            return resolved
+        if path.is_file():
+            return str(path)
+        raise InvalidInput(f"invalid setting FFMPEG_PATH={configured!r}: no such executable")
+    on_path = shutil.which("ffmpeg")
+    if on_path:
+        return on_path
+    try:
+        import imageio_ffmpeg
+
+        return str(imageio_ffmpeg.get_ffmpeg_exe())
+    except (ImportError, RuntimeError) as error:
+        raise InvalidInput(
+            "no FFmpeg found: set FFMPEG_PATH, install ffmpeg, or install imageio-ffmpeg"
+        ) from error
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """Codec facts of a camera, read from FFmpeg's description of its input."""
+
+    video_codec: str | None = None
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    audio_codec: str | None = None
+    audio_rate_hz: int | None = None
+    audio_channels: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        video = {"codec": self.video_codec, "width": self.width, "height": self.height}
+        video["fps"] = self.fps
+        audio = {"codec": self.audio_codec, "sampleRate": self.audio_rate_hz}
+        return {
+            "video": video if self.video_codec else None,
+            "audio": audio if self.audio_codec else None,
+        }
+
+
+_VIDEO_LINE = re.compile(r"Stream #\d+:\d+.*?: Video: (\w+)(.*)")
+_AUDIO_LINE = re.compile(r"Stream #\d+:\d+.*?: Audio: (\w+)(.*)")
+_SIZE = re.compile(r"\b(\d{2,5})x(\d{2,5})\b")
+_FPS = re.compile(r"([\d.]+) (?:fps|tbr)\b")
+_RATE = re.compile(r"(\d+) Hz(?:, (\w+))?")
+
+
+def parse_media_info(stderr_text: str) -> MediaInfo:
+    """Codec facts from the first video and audio `Stream #` lines of FFmpeg's input dump."""
+    facts: dict[str, object] = {}
+    for line in stderr_text.splitlines():
+        video = _VIDEO_LINE.search(line)
+        if video and "video_codec" not in facts:
+            facts["video_codec"] = video.group(1)
+            size = _SIZE.search(video.group(2))
+            if size:
+                facts["width"], facts["height"] = int(size.group(1)), int(size.group(2))
+            fps = _FPS.search(video.group(2))
+            if fps:
+                facts["fps"] = float(fps.group(1))
+        audio = _AUDIO_LINE.search(line)
+        if audio and "audio_codec" not in facts:
+            facts["audio_codec"] = audio.group(1)
+            rate = _RATE.search(audio.group(2))
+            if rate:
+                facts["audio_rate_hz"] = int(rate.group(1))
+                facts["audio_channels"] = rate.group(2)
+    return MediaInfo(**facts)  # type: ignore[arg-type]
+
+
+def _input_args(spec: CameraSpec, settings: Settings, fast_probe: bool) -> list[str]:
+    timeout_us = str(int(settings.rtsp_timeout_s * 1_000_000))
+    args = ["-rtsp_transport", "tcp", "-timeout", timeout_us]
+    if fast_probe:
+        # LLHLS-NOTES: tiny probing makes the init segment come ~2 s sooner; it relies on the
+        # SPS/PPS in the camera's SDP, so the caller falls back to default probing without them.
+        args = ["-fflags", "nobuffer", "-probesize", "32", "-analyzeduration", "0", *args]
+    return [*args, "-i", spec.url]
+
+
+def probe_argv(ffmpeg: str, spec: CameraSpec, settings: Settings) -> list[str]:
+    """FFmpeg asked only to describe the camera's streams (it exits after the input dump)."""
+    return [
+        ffmpeg,
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "info",
+        *_input_args(spec, settings, fast_probe=True),
+    ]
+
+
+def _video_args(spec: CameraSpec, settings: Settings, info: MediaInfo) -> list[str]:
+    wants = spec.overrides
+    if not wants.reencode:
+        return ["-c:v", "copy"]
+    bitrate = wants.videoBitrate or settings.default_video_bitrate
+    args = [
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-tune",
+        "zerolatency",
+        "-pix_fmt",
+        "yuv420p",
+        "-b:v",
+        bitrate,
+        "-maxrate",
+        bitrate,
+        # A keyframe every second keeps segments short; parts do not need keyframes.
+        "-force_key_frames",
+        "expr:gte(t,n_forced*1)",
+    ]
+    resolution = wants.resolution or settings.default_resolution
+    if resolution:
+        args += ["-s", resolution]
+    if wants.framerate:
+        args += ["-r", str(wants.framerate)]
+    return args
+
+
+def _audio_args(spec: CameraSpec, info: MediaInfo) -> list[str]:
+    choice = spec.overrides.audio or "auto"
+    if info.audio_codec is None or choice == "none":
+        return ["-an"]
+    if choice == "auto" and info.audio_codec in BROWSER_AUDIO:
+        return ["-c:a", "copy"]
+    # G.711 and other camera codecs do not play in browsers: AAC costs ~1 % of a core.
+    return ["-c:a", "aac", "-b:a", "64k", "-ar", "48000"]
+
+
+def stream_argv(
+    ffmpeg: str, spec: CameraSpec, settings: Settings, info: MediaInfo, fast_probe: bool = True
+) -> list[str]:
+    """FFmpeg pulling one camera and writing fragmented MP4 to stdout."""
+    maps = ["-map", "0:v:0"] + (["-map", "0:a:0"] if info.audio_codec else [])
+    return [
+        ffmpeg,
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "warning",
+        *_input_args(spec, settings, fast_probe),
+        *maps,
+        *_video_args(spec, settings, info),
+        *_audio_args(spec, info),
+        "-f",
+        "mp4",
+        "-movflags",
+        MOVFLAGS,
+        "pipe:1",
+    ]
+
+
+class FailureReason(StrEnum):
+    """Why FFmpeg could not pull a camera, as shown in status and events."""
+
+    UNREACHABLE = "unreachable"
+    TIMEOUT = "timeout"
+    AUTH_FAILED = "auth failed"
+    NOT_FOUND = "not found"
+    UNSUPPORTED_CODEC = "unsupported codec"
+    NO_VIDEO = "no video"
+    STALLED = "stalled"
+    UNKNOWN = "unknown"
+
+
+_REASON_PATTERNS: list[tuple[FailureReason, re.Pattern[str]]] = [
+    (FailureReason.AUTH_FAILED, re.compile(r"401|Unauthorized|authoriz", re.I)),
+    (FailureReason.NOT_FOUND, re.compile(r"404|Not Found|No such file", re.I)),
+    (
+        FailureReason.UNREACHABLE,
+        re.compile(
+            r"Connection refused|No route to host|Network is unreachable|Name or service not known|"
+            r"Temporary failure in name resolution|Host is unreachable|Connection reset",
+            re.I,
+        ),
+    ),
+    (FailureReason.TIMEOUT, re.compile(r"timed out|Timeout", re.I)),
+    (
+        FailureReason.UNSUPPORTED_CODEC,
+        re.compile(
+            r"codec not currently supported|Could not find tag for codec|Unsupported codec|"
+            r"Decoder \(codec \w+\) not found",
+            re.I,
+        ),
+    ),
+    (FailureReason.NO_VIDEO, re.compile(r"Stream map '0:v:0' matches no streams", re.I)),
+]
+
+
+@dataclass
+class Failure:
+    reason: FailureReason
+    detail: str = field(default="")
+
+
+def classify_stderr(lines: list[str], exit_code: int | None) -> Failure:
+    """The most specific reason found in FFmpeg's last stderr lines."""
+    for reason, pattern in _REASON_PATTERNS:
+        for line in reversed(lines):
+            if pattern.search(line):
+                return Failure(reason, line.strip()[:300])
+    tail = next((line.strip() for line in reversed(lines) if line.strip()), "")
+    detail = tail[:300] or (f"ffmpeg exited with code {exit_code}" if exit_code is not None else "")
+    return Failure(FailureReason.UNKNOWN, detail)

@@ -1,0 +1,189 @@
+"""The stream service: one `StreamManager` per process owns every camera's `Stream`.
+
+It enforces one stream per camera and MAX_CONCURRENT_STREAMS, persists desired state before it
+acknowledges a change, publishes events and stops everything on shutdown. It knows nothing of
+HTTP: the API, the CLI and library users call the same methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from camgate.camera import CameraSpec, Overrides, validate_camera_id
+from camgate.config import Settings
+from camgate.errors import AlreadyRunning, CapacityReached, NotFound
+from camgate.events import EventBus
+from camgate.ffmpeg import find_ffmpeg
+from camgate.hls.live import LiveHls
+from camgate.store import CameraRecord, MemoryStore, Store
+from camgate.stream import Stream
+
+log = logging.getLogger("camgate.manager")
+
+
+class StreamManager:
+    """Registry of cameras and their streams; the seed's "stream service"."""
+
+    def __init__(
+        self, settings: Settings, *, bus: EventBus | None = None, store: Store | None = None
+    ) -> None:
+        self.settings = settings
+        self.bus = bus or EventBus()
+        self.store: Store = store or MemoryStore()
+        self.ffmpeg = find_ffmpeg(settings.ffmpeg_path)
+        self._streams: dict[str, Stream] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._closed = False
+
+    # ----- queries ---------------------------------------------------------------------------
+    def get(self, camera_id: str) -> Stream:
+        stream = self._streams.get(camera_id)
+        if stream is None:
+            raise NotFound(f"Camera {camera_id} not found")
+        return stream
+
+    def live(self, camera_id: str) -> LiveHls | None:
+        stream = self._streams.get(camera_id)
+        return stream.live if stream is not None else None
+
+    @property
+    def streams(self) -> list[Stream]:
+        return [self._streams[key] for key in sorted(self._streams)]
+
+    @property
+    def active_count(self) -> int:
+        return sum(1 for stream in self._streams.values() if stream.active)
+
+    @property
+    def running(self) -> bool:
+        return not self._closed
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "streams": [stream.status() for stream in self.streams],
+            "activeCount": self.active_count,
+            "maxConcurrentStreams": self.settings.max_concurrent_streams,
+            "totalCount": len(self._streams),
+        }
+
+    # ----- commands --------------------------------------------------------------------------
+    @asynccontextmanager
+    async def _camera_lock(self, camera_id: str) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(camera_id, asyncio.Lock())
+        async with lock:
+            yield
+
+    def _check_capacity(self) -> None:
+        limit = self.settings.max_concurrent_streams
+        if self.active_count >= limit:
+            raise CapacityReached(f"Maximum concurrent streams reached ({limit})")
+
+    def _launch(self, spec: CameraSpec) -> Stream:
+        """Start a stream for `spec`, reusing the camera's counters if it ran before."""
+        old = self._streams.get(spec.camera_id)
+        stream = Stream(spec, self.settings, self.ffmpeg, self.bus)
+        if old is not None:
+            stream.restart_count = old.restart_count
+        self._streams[spec.camera_id] = stream
+        stream.start()
+        return stream
+
+    async def start(self, camera_id: str, url: str, overrides: Overrides | None = None) -> Stream:
+        """Start a camera; 409 if it runs, 503 at the limit. Persisted before it returns."""
+        spec = CameraSpec(validate_camera_id(camera_id), url, overrides or Overrides())
+        async with self._camera_lock(camera_id):
+            current = self._streams.get(camera_id)
+            if current is not None and current.active:
+                raise AlreadyRunning(f"Stream already running for camera {camera_id}")
+            self._check_capacity()
+            self._persist(spec, enabled=True)
+            stream = self._launch(spec)
+        log.info("stream requested", extra={"camera": camera_id})
+        return stream
+
+    async def stop(self, camera_id: str) -> Stream:
+        """Stop a camera's stream (its settings are kept for a later start or restart)."""
+        async with self._camera_lock(camera_id):
+            stream = self.get(camera_id)
+            self.store.set_enabled(camera_id, False)
+            await stream.stop()
+        return stream
+
+    async def restart(
+        self, camera_id: str, url: str | None = None, overrides: Overrides | None = None
+    ) -> Stream:
+        """Stop and start again, reusing the last URL and overrides unless new ones are given."""
+        async with self._camera_lock(camera_id):
+            old = self.get(camera_id)
+            spec = CameraSpec(
+                camera_id,
+                url or old.spec.url,
+                overrides if overrides is not None else old.spec.overrides,
+            )
+            if not old.active:
+                self._check_capacity()
+            self._persist(spec, enabled=True)
+            await old.stop()
+            stream = self._launch(spec)
+            stream.restart_count += 1
+        self.bus.publish("restarted", camera_id, restartCount=stream.restart_count)
+        return stream
+
+    async def put(self, spec: CameraSpec, enabled: bool) -> Stream:
+        """Create or replace a camera (resource API); it runs afterwards iff `enabled`."""
+        async with self._camera_lock(spec.camera_id):
+            old = self._streams.get(spec.camera_id)
+            was_active = old is not None and old.active
+            if enabled and not was_active:
+                self._check_capacity()
+            self._persist(spec, enabled=enabled)
+            if old is not None and was_active:
+                if old.spec == spec and enabled:
+                    return old
+                await old.stop()
+            if enabled:
+                return self._launch(spec)
+            stream = Stream(spec, self.settings, self.ffmpeg, self.bus)
+            stream.restart_count = old.restart_count if old is not None else 0
+            self._streams[spec.camera_id] = stream
+            return stream
+
+    async def delete(self, camera_id: str) -> None:
+        """Stop and forget a camera."""
+        async with self._camera_lock(camera_id):
+            stream = self.get(camera_id)
+            self.store.delete(camera_id)
+            await stream.stop()
+            del self._streams[camera_id]
+        self._locks.pop(camera_id, None)
+        self.bus.publish("deleted", camera_id)
+
+    def _persist(self, spec: CameraSpec, enabled: bool) -> None:
+        self.store.save(CameraRecord(spec.camera_id, spec.url, spec.overrides.as_dict(), enabled))
+
+    # ----- process lifetime ------------------------------------------------------------------
+    async def open(self) -> None:
+        """Bring back every camera of the store; the enabled ones start streaming."""
+        records = self.store.load()
+        for record in records:
+            spec = CameraSpec(record.camera_id, record.url, Overrides(**record.overrides))
+            if record.enabled and self.active_count < self.settings.max_concurrent_streams:
+                self._launch(spec)
+            else:
+                self._streams[spec.camera_id] = Stream(spec, self.settings, self.ffmpeg, self.bus)
+        log.info("restored %d cameras, %d streaming", len(records), self.active_count)
+
+    async def close(self) -> None:
+        """Stop every stream (each FFmpeg politely, then forcibly) and close the store."""
+        if self._closed:
+            return
+        self._closed = True
+        active = [stream for stream in self._streams.values() if stream.active]
+        log.info("shutting down: stopping %d streams", len(active))
+        await asyncio.gather(*(stream.stop() for stream in active), return_exceptions=True)
+        self.store.close()
+        log.info("shutdown complete")

@@ -1,0 +1,157 @@
+"""Durable desired state: which cameras exist, their URL and overrides, and whether they run.
+
+SQLite in WAL mode under the data directory; every write is committed before it returns, so an
+accepted API change survives a SIGKILL. The file holds camera credentials: it is created 0600.
+This module never decides anything about streams; `StreamManager` does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from camgate.errors import StoreError
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cameras (
+    camera_id TEXT PRIMARY KEY,
+    url TEXT NOT NULL,
+    overrides TEXT NOT NULL DEFAULT '{}',
+    enabled INTEGER NOT NULL DEFAULT 0,
+    updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+"""
+
+
+@dataclass(frozen=True)
+class CameraRecord:
+    camera_id: str
+    url: str
+    overrides: dict[str, object]
+    enabled: bool
+
+
+class Store(Protocol):
+    """What the manager needs from a desired-state store (SQLite here; PostgreSQL later)."""
+
+    def load(self) -> list[CameraRecord]: ...
+    def save(self, record: CameraRecord) -> None: ...
+    def set_enabled(self, camera_id: str, enabled: bool) -> None: ...
+    def delete(self, camera_id: str) -> None: ...
+    def ping(self) -> bool: ...
+    def close(self) -> None: ...
+
+
+class MemoryStore:
+    """A store that forgets everything at exit, for library use and unit tests."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, CameraRecord] = {}
+
+    def load(self) -> list[CameraRecord]:
+        return list(self._records.values())
+
+    def save(self, record: CameraRecord) -> None:
+        self._records[record.camera_id] = record
+
+    def set_enabled(self, camera_id: str, enabled: bool) -> None:
+        record = self._records.get(camera_id)
+        if record is not None:
+            self._records[camera_id] = CameraRecord(
+                record.camera_id, record.url, record.overrides, enabled
+            )
+
+    def delete(self, camera_id: str) -> None:
+        self._records.pop(camera_id, None)
+
+    def ping(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._records.clear()
+
+
+class SqliteStore:
+    """The desired state in `<data_dir>/camgate.db`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                path.touch(mode=0o600)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._migrate()
+            self._db.execute("SELECT count(*) FROM cameras").fetchone()
+        except (sqlite3.Error, OSError) as error:
+            raise StoreError(f"cannot open the camera database {path}: {error}") from None
+
+    def _migrate(self) -> None:
+        self._db.executescript(_SCHEMA)
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            self._db.execute(
+                "INSERT INTO meta(key, value) VALUES('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(
+                f"schema version {row[0]} is newer than this camgate ({SCHEMA_VERSION})"
+            )
+        os.chmod(self.path, 0o600)
+
+    def _write(self, sql: str, params: tuple[object, ...]) -> None:
+        try:
+            with self._lock:
+                self._db.execute(sql, params)
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot write the camera database: {error}") from None
+
+    def load(self) -> list[CameraRecord]:
+        try:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT camera_id, url, overrides, enabled FROM cameras ORDER BY camera_id"
+                ).fetchall()
+            return [CameraRecord(r[0], r[1], json.loads(r[2]), bool(r[3])) for r in rows]
+        except (sqlite3.Error, ValueError) as error:
+            raise StoreError(f"cannot read the camera database {self.path}: {error}") from None
+
+    def save(self, record: CameraRecord) -> None:
+        self._write(
+            "INSERT INTO cameras(camera_id, url, overrides, enabled) VALUES(?, ?, ?, ?) "
+            "ON CONFLICT(camera_id) DO UPDATE SET url=excluded.url, overrides=excluded.overrides,"
+            " enabled=excluded.enabled, updated_at=strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+            (record.camera_id, record.url, json.dumps(record.overrides), int(record.enabled)),
+        )
+
+    def set_enabled(self, camera_id: str, enabled: bool) -> None:
+        self._write(
+            "UPDATE cameras SET enabled=?, updated_at=strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
+            "WHERE camera_id=?",
+            (int(enabled), camera_id),
+        )
+
+    def delete(self, camera_id: str) -> None:
+        self._write("DELETE FROM cameras WHERE camera_id=?", (camera_id,))
+
+    def ping(self) -> bool:
+        try:
+            with self._lock:
+                self._db.execute("SELECT 1").fetchone()
+            return True
+        except sqlite3.Error:
+            return False
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

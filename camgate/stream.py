@@ -1,0 +1,370 @@
+"""One camera's stream: the supervisor that runs FFmpeg, feeds its output to the HLS muxer,
+watches for stalls and restarts with backoff.
+
+A `Stream` owns every task and process it starts and ends them all in `stop()`. It knows nothing
+of HTTP. Its camera URL is only ever passed to FFmpeg; status, events and logs show it redacted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from camgate import child
+from camgate.camera import CameraSpec, redact_text
+from camgate.config import Settings
+from camgate.events import EventBus
+from camgate.ffmpeg import (
+    Failure,
+    FailureReason,
+    MediaInfo,
+    classify_stderr,
+    parse_media_info,
+    probe_argv,
+    stream_argv,
+)
+from camgate.fmp4 import Fmp4Error, Fmp4Reader, Fragment, InitSegment
+from camgate.hls.live import LiveHls
+from camgate.state import ACTIVE_STATES, StreamState, backoff_delay_s, check_transition
+
+log = logging.getLogger("camgate.stream")
+
+READ_CHUNK_BYTES = 256 * 1024
+STDERR_LINES_KEPT = 40
+# FFmpeg notes that are expected with stream copy from RTSP and say nothing about health.
+_HARMLESS = ("Timestamps are unset", "Non-monotonous DTS", "non monotonically", "max delay reached")
+
+
+@dataclass
+class _Attempt:
+    """What one FFmpeg run of a stream learned, for the supervisor's decision."""
+
+    started_monotonic: float
+    failure: Failure | None = None
+    exit_code: int | None = None
+
+
+class Stream:
+    """Supervises FFmpeg for one camera until `stop()` is awaited."""
+
+    def __init__(self, spec: CameraSpec, settings: Settings, ffmpeg: str, bus: EventBus) -> None:
+        self.spec = spec
+        self._settings = settings
+        self._ffmpeg = ffmpeg
+        self._bus = bus
+        self.state = StreamState.IDLE
+        self.live: LiveHls | None = None
+        self.media = MediaInfo()
+        self.started_at: datetime | None = None
+        self.running_since: datetime | None = None
+        self.restart_count = 0
+        self.attempt = 0
+        self.last_error: str | None = None
+        self.last_reason: FailureReason | None = None
+        self.next_retry_at: datetime | None = None
+        self.bytes_received = 0
+        self.pid: int | None = None
+        self._last_media = time.monotonic()
+        self._stderr: deque[str] = deque(maxlen=STDERR_LINES_KEPT)
+        self._stop = asyncio.Event()
+        self._supervisor: asyncio.Task[None] | None = None
+        self._log = logging.LoggerAdapter(log, {"camera": spec.camera_id})
+
+    # ----- lifecycle -------------------------------------------------------------------------
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    def start(self) -> None:
+        """Begin supervising (returns at once; progress shows in state and events)."""
+        self._transition(StreamState.STARTING)
+        self._stop = asyncio.Event()
+        self.started_at = datetime.now(UTC)
+        self.attempt = 0
+        self.last_error = self.last_reason = None
+        s = self._settings
+        self.live = LiveHls(
+            segment_target_s=s.hls_segment_time_s,
+            part_target_s=s.hls_part_time_s,
+            max_segments=s.hls_max_segments,
+        )
+        self._supervisor = asyncio.create_task(
+            self._supervise(), name=f"stream:{self.spec.camera_id}"
+        )
+
+    async def stop(self) -> None:
+        """Stop FFmpeg (politely, then forcibly), end every task, drop the HLS output."""
+        if self.state in (StreamState.STOPPED, StreamState.IDLE):
+            return
+        self._transition(StreamState.STOPPING)
+        self._stop.set()
+        if self._supervisor is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+            self._supervisor = None
+        if self.live is not None:
+            self.live.close()
+            self.live = None
+        self.running_since = None
+        self.next_retry_at = None
+        self._transition(StreamState.STOPPED)
+        self._bus.publish("stopped", self.spec.camera_id)
+        self._log.info("stream stopped")
+
+    # ----- supervision -----------------------------------------------------------------------
+    async def _supervise(self) -> None:
+        try:
+            while not self._stop.is_set():
+                attempt = await self._run_once()
+                if self._stop.is_set():
+                    return
+                if time.monotonic() - attempt.started_monotonic >= self._settings.healthy_after_s:
+                    self.attempt = 0
+                self.attempt += 1
+                if not await self._back_off(attempt):
+                    return
+        except Exception as error:  # a bug must not leave a zombie stream behind
+            self._log.exception("stream supervisor crashed")
+            self._record_failure(Failure(FailureReason.UNKNOWN, f"internal error: {error}"))
+            if self.state is not StreamState.STOPPING:
+                self._transition(StreamState.FAILED)
+
+    async def _back_off(self, attempt: _Attempt) -> bool:
+        """Wait before the next attempt; False when the stream must not be retried."""
+        s = self._settings
+        failure = attempt.failure or Failure(FailureReason.UNKNOWN, "ffmpeg ended")
+        self._record_failure(failure)
+        self._bus.publish(
+            "exited",
+            self.spec.camera_id,
+            code=attempt.exit_code,
+            reason=str(failure.reason),
+            detail=failure.detail,
+        )
+        if s.restart_max_attempts and self.attempt >= s.restart_max_attempts:
+            self._transition(StreamState.FAILED)
+            self._bus.publish(
+                "failed", self.spec.camera_id, attempts=self.attempt, reason=str(failure.reason)
+            )
+            self._log.error("giving up after %d attempts: %s", self.attempt, failure.reason)
+            return False
+        delay = backoff_delay_s(
+            self.attempt, s.restart_delay_min_s, s.restart_delay_max_s, random.random()
+        )
+        self.next_retry_at = datetime.now(UTC) + timedelta(seconds=delay)
+        self.running_since = None
+        self._transition(StreamState.BACKOFF)
+        self._bus.publish(
+            "restarting",
+            self.spec.camera_id,
+            attempt=self.attempt,
+            delay=round(delay, 2),
+            reason=str(failure.reason),
+        )
+        self._log.warning(
+            "ffmpeg ended (%s: %s); retry %d in %.1fs",
+            failure.reason,
+            failure.detail,
+            self.attempt,
+            delay,
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), delay)
+        if self._stop.is_set():
+            return False
+        self.next_retry_at = None
+        self.restart_count += 1
+        self._transition(StreamState.STARTING)
+        return True
+
+    def _record_failure(self, failure: Failure) -> None:
+        self.last_reason = failure.reason
+        detail = redact_text(failure.detail, self.spec.secrets)
+        self.last_error = f"{failure.reason}: {detail}" if detail else str(failure.reason)
+
+    async def _run_once(self) -> _Attempt:
+        attempt = _Attempt(time.monotonic())
+        self._stderr.clear()
+        info, fast_probe = await self._probe()
+        if info is None:
+            attempt.failure = classify_stderr(list(self._stderr), None)
+            return attempt
+        if self._stop.is_set():
+            return attempt
+        self.media = info
+        argv = stream_argv(self._ffmpeg, self.spec, self._settings, info, fast_probe)
+        process = await child.spawn(argv)
+        self.pid = process.pid
+        self._last_media = time.monotonic()
+        self._bus.publish(
+            "started",
+            self.spec.camera_id,
+            pid=process.pid,
+            transcoding=self.spec.overrides.reencode,
+        )
+        self._log.info(
+            "ffmpeg started pid=%d video=%s audio=%s copy=%s",
+            process.pid,
+            info.video_codec,
+            info.audio_codec,
+            not self.spec.overrides.reencode,
+        )
+        try:
+            attempt.failure = await self._watch(process)
+        finally:
+            attempt.exit_code = await child.terminate(process, self._settings.stop_timeout_s)
+            self.pid = None
+            if self.live is not None:
+                self.live.flush()
+        if attempt.failure is None and not self._stop.is_set():
+            attempt.failure = classify_stderr(list(self._stderr), attempt.exit_code)
+        return attempt
+
+    async def _probe(self) -> tuple[MediaInfo | None, bool]:
+        """Ask FFmpeg what the camera sends; `None` when it could not tell (see stderr)."""
+        process = await child.spawn(probe_argv(self._ffmpeg, self.spec, self._settings))
+        stop_wait = asyncio.ensure_future(self._stop.wait())
+        try:
+            output = asyncio.ensure_future(process.communicate())
+            await asyncio.wait(
+                {output, stop_wait},
+                timeout=self._settings.rtsp_timeout_s + 5,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if not output.done():
+                await child.terminate(process, self._settings.stop_timeout_s)
+                output.cancel()
+                if not self._stop.is_set():
+                    self._stderr.append("probe timed out")
+                return None, True
+            text = output.result()[1].decode("utf-8", "replace")
+        finally:
+            stop_wait.cancel()
+        info = parse_media_info(text)
+        if info.video_codec is None:
+            self._stderr.extend(line for line in text.splitlines()[-STDERR_LINES_KEPT:] if line)
+            if "Stream #" in text and info.video_codec is None:
+                self._stderr.append("Stream map '0:v:0' matches no streams")
+            return None, True
+        # Without SPS/PPS in the SDP FFmpeg reports no picture size: probe the stream instead.
+        return info, info.width is not None
+
+    async def _watch(self, process: asyncio.subprocess.Process) -> Failure | None:
+        """Run until FFmpeg exits, stalls, writes garbage or the stream is stopped."""
+        assert process.stdout is not None and process.stderr is not None
+        pump = asyncio.create_task(self._pump(process.stdout))
+        tasks = {
+            pump,
+            asyncio.create_task(self._read_stderr(process.stderr)),
+            asyncio.create_task(self._watchdog()),
+            asyncio.create_task(self._stop.wait()),
+        }
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                result = task.result()
+                if isinstance(result, Failure):
+                    return result
+            if pump in done:  # stdout closed: FFmpeg is ending; let stderr drain its last words
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(process.wait(), self._settings.stop_timeout_s)
+            return None
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _pump(self, stdout: asyncio.StreamReader) -> Failure | None:
+        reader = Fmp4Reader()
+        while chunk := await stdout.read(READ_CHUNK_BYTES):
+            self.bytes_received += len(chunk)
+            try:
+                items = reader.feed(chunk)
+            except Fmp4Error as error:
+                return Failure(FailureReason.UNKNOWN, f"unreadable ffmpeg output: {error}")
+            for item in items:
+                self._accept(item)
+        return None
+
+    def _accept(self, item: InitSegment | Fragment) -> None:
+        live = self.live
+        if live is None:
+            return
+        if isinstance(item, InitSegment):
+            live.set_init(item)
+            return
+        live.add_fragment(item)
+        self._last_media = time.monotonic()
+        if self.state is StreamState.STARTING and live.playlist(True) is not None:
+            self._transition(StreamState.RUNNING)
+            self.running_since = datetime.now(UTC)
+            self._bus.publish("ready", self.spec.camera_id, playlist=self.playlist_path)
+            self._log.info("stream ready")
+
+    async def _read_stderr(self, stderr: asyncio.StreamReader) -> None:
+        secrets = self.spec.secrets
+        while raw := await stderr.readline():
+            line = redact_text(raw.decode("utf-8", "replace").rstrip(), secrets)
+            if not line:
+                continue
+            self._stderr.append(line)
+            harmless = any(marker in line for marker in _HARMLESS)
+            self._log.log(logging.DEBUG if harmless else logging.INFO, "ffmpeg: %s", line)
+        await asyncio.Event().wait()  # stderr closed: let the other tasks decide
+
+    async def _watchdog(self) -> Failure:
+        timeout_s = self._settings.stall_timeout_s
+        while True:
+            silent_s = time.monotonic() - self._last_media
+            if silent_s >= timeout_s:
+                self._bus.publish("stalled", self.spec.camera_id, silentSeconds=round(silent_s, 1))
+                self._log.warning("no media for %.1fs: restarting ffmpeg", silent_s)
+                return Failure(FailureReason.STALLED, f"no media for {silent_s:.0f}s")
+            await asyncio.sleep(min(1.0, timeout_s - silent_s))
+
+    def _transition(self, new: StreamState) -> None:
+        self.state = check_transition(self.state, new)
+        self._bus.publish("state", self.spec.camera_id, state=str(new))
+
+    # ----- status ----------------------------------------------------------------------------
+    @property
+    def playlist_path(self) -> str:
+        return f"/hls/{self.spec.camera_id}/index.m3u8"
+
+    def status(self) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        since = self.running_since
+        stats = self.live.stats() if self.live is not None else {}
+        return {
+            "cameraId": self.spec.camera_id,
+            "state": str(self.state),
+            "rtspUrl": self.spec.redacted_url,
+            "playback": {
+                "hls": self.playlist_path,
+                "llhls": self.playlist_path,
+                "plainHls": f"{self.playlist_path}?ll=0",
+                "player": f"/watch/{self.spec.camera_id}",
+            },
+            "hlsUrl": self.playlist_path,
+            "startedAt": self.started_at.isoformat() if self.started_at else None,
+            "runningSince": since.isoformat() if since else None,
+            "uptimeSeconds": round((now - since).total_seconds(), 1) if since else 0.0,
+            "restartCount": self.restart_count,
+            "attempt": self.attempt,
+            "lastError": self.last_error,
+            "reason": str(self.last_reason) if self.last_reason else None,
+            "nextRetryAt": self.next_retry_at.isoformat() if self.next_retry_at else None,
+            "overrides": self.spec.overrides.as_dict(),
+            "transcoding": self.spec.overrides.reencode,
+            "codecs": self.media.as_dict(),
+            "bytesReceived": self.bytes_received,
+            "pid": self.pid,
+            "hls": stats,
+        }
