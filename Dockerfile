@@ -1,0 +1,19 @@
+FROM python:3.12-slim
+
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ffmpeg \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY camgate ./camgate
+RUN pip install --no-cache-dir . && mkdir -p /data && chown nobody /data
+
+ENV CAMGATE_HOST=0.0.0.0 \
+    CAMGATE_PORT=8080 \
+    CAMGATE_DATA_DIR=/data
+VOLUME /data
+EXPOSE 8080
+USER nobody
+HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4)" || exit 1
+CMD ["camgate", "serve"]

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Sets up everything the test suite needs on a Debian/Ubuntu machine and runs it:
+# system packages (FFmpeg, GStreamer's RTSP server for the test camera, Chromium), a virtualenv
+# with camgate and its test extras, lint, then pytest. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-system-deps.sh --test
+python3 -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q -e '.[test]'
+
+.venv/bin/ruff check camgate tests bench
+set +e
+.venv/bin/pytest -p no:cacheprovider "$@"
+status=$?
+set -e
+if [[ $status -eq 5 ]]; then
+  echo "pytest collected no tests: failing on purpose" >&2
+  exit 1
+fi
+exit $status

@@ -1,0 +1,147 @@
+"""The seed contract against a real RTSP camera and real FFmpeg: start, play, stop, limits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.integration.media import decoded_frames, first_segment_file, probe_streams, wait_playlist
+from tests.support.camera import RtspCamera
+from tests.support.ports import free_port
+from tests.support.server import CamgateServer, pids_with_arg, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def camera_port(camera: RtspCamera) -> str:
+    return camera.url.split("//", 1)[1].split("/", 1)[0]
+
+
+def test_start_serves_decodable_h264_and_stop_cleans_up(
+    server: CamgateServer, camera: RtspCamera, tmp_path: Path
+) -> None:
+    reply = server.service(cameraId="camera-1", rtspUrl=camera.url, action="start")
+    assert reply.status_code == 200
+    assert reply.json() == {"success": True, "message": "Stream started for camera camera-1"}
+
+    playlist = wait_playlist(server, "camera-1")
+    media = first_segment_file(server, "camera-1", playlist, tmp_path / "first.mp4")
+    video = [s for s in probe_streams(media) if s["codec_type"] == "video"]
+    assert video and video[0]["codec_name"] == "h264"
+    assert (video[0]["width"], video[0]["height"]) == (640, 360)
+    assert decoded_frames(media) >= 25  # a 2 s GOP segment holds about 50 frames
+
+    status = server.status("camera-1")
+    assert status["state"] == "running"
+    assert status["playback"]["hls"] == "/hls/camera-1/index.m3u8"
+    assert status["codecs"]["video"]["codec"] == "h264"
+    assert status["transcoding"] is False
+    assert status["bytesReceived"] > 0
+    assert pids_with_arg(camera_port(camera))
+
+    reply = server.service(cameraId="camera-1", action="stop")
+    assert reply.json() == {"success": True, "message": "Stream stopped for camera camera-1"}
+    wait_for(lambda: not pids_with_arg(camera_port(camera)), 10, "ffmpeg to exit")
+    assert server.client.get("/hls/camera-1/index.m3u8").status_code == 404
+    assert server.status("camera-1")["state"] == "stopped"
+
+
+def test_duplicate_start_is_409_and_limit_is_503(
+    make_server, camera: RtspCamera  # type: ignore[no-untyped-def]
+) -> None:
+    server = make_server(MAX_CONCURRENT_STREAMS="1")
+    assert server.service(cameraId="a", rtspUrl=camera.url, action="start").status_code == 200
+    again = server.service(cameraId="a", rtspUrl=camera.url, action="start")
+    assert again.status_code == 409
+    assert again.json() == {"success": False, "error": "Stream already running for camera a"}
+
+    full = server.service(cameraId="b", rtspUrl=camera.url, action="start")
+    assert full.status_code == 503
+    assert full.headers["Retry-After"].isdigit()
+    assert full.json()["success"] is False and "Maximum concurrent streams" in full.json()["error"]
+
+    listing = server.client.get("/api/streams/service").json()
+    assert listing["success"] is True
+    assert listing["data"]["activeCount"] == 1
+    assert listing["data"]["maxConcurrentStreams"] == 1
+    assert [s["cameraId"] for s in listing["data"]["streams"]] == ["a"]
+    assert server.client.get("/api/streams/service", params={"cameraId": "b"}).status_code == 404
+
+
+def test_restart_reuses_url_and_counts(server: CamgateServer, camera: RtspCamera) -> None:
+    server.service(cameraId="cam", rtspUrl=camera.url, action="start", overrides={"audio": "none"})
+    first = server.wait_state("cam", {"running"}, 30)
+    reply = server.service(cameraId="cam", action="restart")
+    assert reply.json() == {"success": True, "message": "Stream restarted for camera cam"}
+    second = server.wait_state("cam", {"running"}, 30)
+    assert second["restartCount"] == first["restartCount"] + 1
+    assert second["overrides"] == {"audio": "none"}
+    assert second["pid"] != first["pid"]
+    assert len(pids_with_arg(camera_port(camera))) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"cameraId": "c", "action": "dance"}, "action"),
+        ({"action": "start", "rtspUrl": "rtsp://h/x"}, "cameraId"),
+        ({"cameraId": "bad id", "action": "stop"}, "cameraId"),
+        ({"cameraId": "c", "action": "start", "rtspUrl": "http://h/x"}, "rtspUrl"),
+        ({"cameraId": "c", "action": "start"}, "rtspUrl"),
+        ({"cameraId": "c", "action": "start", "rtspUrl": "rtsp://h/x",
+          "overrides": {"resolution": "huge"}}, "overrides.resolution"),
+        ({"cameraId": "c", "action": "start", "rtspUrl": "rtsp://h/x",
+          "overrides": {"turbo": True}}, "overrides.turbo"),
+    ],
+)
+def test_bad_requests_are_400_naming_the_field_and_change_nothing(
+    server: CamgateServer, body: dict[str, object], field: str
+) -> None:
+    reply = server.service(**body)
+    assert reply.status_code == 400
+    assert reply.json()["success"] is False
+    assert field in reply.json()["error"]
+    assert server.client.get("/api/streams/service").json()["data"]["streams"] == []
+
+
+def test_malformed_json_and_unknown_camera(server: CamgateServer) -> None:
+    reply = server.client.post("/api/streams/service", content=b"{nope",
+                               headers={"content-type": "application/json"})
+    assert reply.status_code == 400 and reply.json()["success"] is False
+    stop = server.service(cameraId="ghost", action="stop")
+    assert stop.status_code == 404
+    assert stop.json() == {"success": False, "error": "Camera ghost not found"}
+
+
+def test_unreachable_camera_ends_in_a_clear_error_state(server: CamgateServer) -> None:
+    url = f"rtsp://127.0.0.1:{free_port()}/nothing"
+    assert server.service(cameraId="dead", rtspUrl=url, action="start").status_code == 200
+    status = wait_for(
+        lambda: (s := server.status("dead"))["reason"] and s, 30, "a failure reason"
+    )
+    assert status["state"] in {"backoff", "starting"}
+    assert status["reason"] == "unreachable"
+    assert "refused" in status["lastError"].lower()
+
+
+def test_credentials_never_leak(make_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    password = "Sup3rSecretPw"
+    with RtspCamera(port=free_port(), user="viewer", password=password) as cam:
+        server = make_server()
+        url = cam.url_with_credentials("viewer", password)
+        assert server.service(cameraId="secure", rtspUrl=url, action="start").status_code == 200
+        status = server.wait_state("secure", {"running"}, 30)
+        assert password not in str(status)
+        assert status["rtspUrl"].startswith("rtsp://***:***@")
+        wrong = cam.url_with_credentials("viewer", "wrong-pass-123")
+        server.service(cameraId="wrong", rtspUrl=wrong, action="start")
+        failing = wait_for(lambda: (s := server.status("wrong"))["reason"] and s, 30, "a reason")
+        assert failing["reason"] == "auth failed"
+        listing = server.client.get("/api/streams/service").text
+        metrics = server.client.get("/metrics").text
+        server.service(cameraId="secure", action="stop")
+    log = server.log()
+    for text in (listing, metrics, log):
+        assert password not in text and "wrong-pass-123" not in text
+    assert "secure" in log  # the log did record the stream, by id
