@@ -17,10 +17,12 @@ from camgate.config import Settings
 from camgate.errors import InvalidInput
 
 # empty_moov: the init segment comes first and alone; default_base_moof: fragments are
-# self-contained for MSE; frag_every_frame: one moof+mdat per packet, grouped into LL-HLS parts by
-# frame count in the segmenter (LLHLS-NOTES: exact part control); frag_keyframe: a keyframe
-# always starts a fragment.
-MOVFLAGS = "empty_moov+default_base_moof+frag_every_frame+frag_keyframe"
+# self-contained for MSE; frag_keyframe: a keyframe always starts a fragment. A fragment per packet
+# (-frag_duration of 1 us) lets the segmenter group frames into LL-HLS parts by frame count
+# (LLHLS-NOTES: exact part control). frag_every_frame would do the same but writes audio packets
+# without timestamps ("pts has no value") when a camera has audio.
+MOVFLAGS = "empty_moov+default_base_moof+frag_keyframe"
+FRAGMENT_ARGS = ["-movflags", MOVFLAGS, "-frag_duration", "1"]
 BROWSER_AUDIO = {"aac"}
 
 
@@ -58,12 +60,14 @@ class MediaInfo:
     audio_codec: str | None = None
     audio_rate_hz: int | None = None
     audio_channels: str | None = None
+    codecs: str | None = None  # RFC 6381 codecs of camgate's output, once known
 
     def as_dict(self) -> dict[str, object]:
         video = {"codec": self.video_codec, "width": self.width, "height": self.height}
         video["fps"] = self.fps
         audio = {"codec": self.audio_codec, "sampleRate": self.audio_rate_hz}
         return {
+            "output": self.codecs,
             "video": video if self.video_codec else None,
             "audio": audio if self.audio_codec else None,
         }
@@ -176,11 +180,7 @@ def stream_argv(
         *maps,
         *_video_args(spec, settings, info),
         *_audio_args(spec, info),
-        "-f",
-        "mp4",
-        "-movflags",
-        MOVFLAGS,
-        "pipe:1",
+        *("-f", "mp4", *FRAGMENT_ARGS, "pipe:1"),
     ]
 
 

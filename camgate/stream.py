@@ -13,7 +13,7 @@ import logging
 import random
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,6 +32,7 @@ from camgate.ffmpeg import (
 )
 from camgate.fmp4 import Fmp4Error, Fmp4Reader, Fragment, InitSegment
 from camgate.hls.live import LiveHls
+from camgate.hls.segmenter import Segmenter
 from camgate.state import ACTIVE_STATES, StreamState, backoff_delay_s, check_transition
 
 log = logging.getLogger("camgate.stream")
@@ -91,9 +92,7 @@ class Stream:
         self.last_error = self.last_reason = None
         s = self._settings
         self.live = LiveHls(
-            segment_target_s=s.hls_segment_time_s,
-            part_target_s=s.hls_part_time_s,
-            max_segments=s.hls_max_segments,
+            Segmenter(s.hls_segment_time_s, s.hls_part_time_s, s.hls_max_segments)
         )
         self._supervisor = asyncio.create_task(
             self._supervise(), name=f"stream:{self.spec.camera_id}"
@@ -299,6 +298,12 @@ class Stream:
             return
         if isinstance(item, InitSegment):
             live.set_init(item)
+            self.media = replace(
+                self.media,
+                width=self.media.width or item.width,
+                height=self.media.height or item.height,
+                codecs=item.codecs,
+            )
             return
         live.add_fragment(item)
         self._last_media = time.monotonic()

@@ -40,7 +40,8 @@ def test_default_copies_video_and_aac_audio_over_tcp() -> None:
     assert value_after(args, "-timeout") == str(int(SETTINGS.rtsp_timeout_s * 1e6))
     assert "libx264" not in args
     assert args[-1] == "pipe:1" and value_after(args, "-f") == "mp4"
-    assert "frag_every_frame" in value_after(args, "-movflags")
+    assert "empty_moov" in value_after(args, "-movflags")
+    assert value_after(args, "-frag_duration") == "1"
 
 
 def test_g711_audio_is_converted_to_aac() -> None:

@@ -1,0 +1,164 @@
+"""The live LL-HLS state of one camera: a Segmenter plus the waits blocking reload needs.
+
+The stream task feeds it init segments and fragments; HTTP handlers read playlists, segments and
+parts from it and await new parts. Waiters sleep on one asyncio.Event that is set and replaced
+whenever a part or segment completes: no polling. It never does I/O and knows nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from camgate.fmp4 import Fragment, InitSegment
+from camgate.hls.playlist import is_playable, render_media_playlist
+from camgate.hls.segmenter import Part, Segment, Segmenter
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class LiveHls:
+    def __init__(
+        self,
+        segmenter: Segmenter,
+        *,
+        wall_clock: Callable[[], datetime] = utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.segmenter = segmenter
+        self._wall_clock = wall_clock
+        self._monotonic = monotonic
+        self._changed = asyncio.Event()
+        self._closed = False
+        self.fragments_total = 0
+        self.bytes_total = 0
+        self.last_fragment_monotonic: float | None = None
+
+    # --- input (from the stream task) ---
+
+    def set_init(self, init: InitSegment) -> None:
+        self._notify_after(lambda: self.segmenter.set_init(init))
+
+    def add_fragment(self, fragment: Fragment) -> list[Part]:
+        self.fragments_total += 1
+        self.bytes_total += len(fragment.data)
+        self.last_fragment_monotonic = self._monotonic()
+        parts: list[Part] = []
+        self._notify_after(
+            lambda: parts.extend(self.segmenter.add_fragment(fragment, self._wall_clock()))
+        )
+        return parts
+
+    def flush(self) -> list[Part]:
+        parts: list[Part] = []
+        self._notify_after(lambda: parts.extend(self.segmenter.flush()))
+        return parts
+
+    def mark_discontinuity(self) -> None:
+        self._notify_after(self.segmenter.mark_discontinuity)
+
+    def close(self) -> None:
+        """Wake every waiter; waits return False from now on unless already satisfied."""
+        self._closed = True
+        self._wake()
+
+    def _notify_after(self, change: Callable[[], object]) -> None:
+        version = self.segmenter.version
+        change()
+        if self.segmenter.version != version:
+            self._wake()
+
+    def _wake(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    # --- blocking reload (RFC 8216bis 6.2.5.2) ---
+
+    def has_part(self, msn: int, part: int | None) -> bool:
+        """Whether the LL playlist holds (msn, part); part None asks for the complete segment.
+
+        (msn, part) pairs compare in order, so a request for (msn, last part + 1) is answered by
+        the next segment's part 0, as clients ask at a segment boundary (LLHLS-NOTES.md).
+        """
+        if part is None:
+            last_msn = self.segmenter.last_complete_msn
+            return last_msn is not None and last_msn >= msn
+        last = self.segmenter.last_part
+        return last is not None and (last.msn, last.part_no) >= (msn, part)
+
+    async def wait_for_part(self, msn: int, part: int | None, timeout_s: float) -> bool:
+        return await self._wait(lambda: self.has_part(msn, part), timeout_s)
+
+    async def wait_for_part_index(self, index: int, timeout_s: float) -> bool:
+        """Wait until the part with this global index (a preload hint) is complete."""
+        return await self._wait(lambda: self.segmenter.next_part_index > index, timeout_s)
+
+    async def wait_until_playable(self, timeout_s: float) -> bool:
+        return await self._wait(self.playable, timeout_s)
+
+    async def _wait(self, ready: Callable[[], bool], timeout_s: float) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while not ready():
+            remaining = deadline - loop.time()
+            if self._closed or remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except TimeoutError:
+                return ready()
+        return True
+
+    # --- lookups (for the HTTP handlers) ---
+
+    @property
+    def live_edge_msn(self) -> int | None:
+        """MSN of the last segment the LL playlist lists (the open one, if any)."""
+        if self.segmenter.open_segment is not None:
+            return self.segmenter.open_segment.msn
+        return self.segmenter.last_complete_msn
+
+    @property
+    def next_part_index(self) -> int:
+        return self.segmenter.next_part_index
+
+    @property
+    def target_duration(self) -> int:
+        return self.segmenter.target_duration
+
+    def init(self, init_id: int) -> bytes | None:
+        init = self.segmenter.inits.get(init_id)
+        return init.data if init is not None else None
+
+    def segment(self, msn: int) -> Segment | None:
+        return self.segmenter.segment(msn)
+
+    def part(self, index: int) -> Part | None:
+        return self.segmenter.part(index)
+
+    def playable(self, low_latency: bool = True) -> bool:
+        return is_playable(self.segmenter, low_latency=low_latency)
+
+    def playlist(self, low_latency: bool = True) -> str | None:
+        """The playlist text, or None while a player could not start from it yet."""
+        if not self.playable(low_latency):
+            return None
+        return render_media_playlist(self.segmenter, low_latency=low_latency)
+
+    def stats(self) -> dict[str, Any]:
+        segmenter = self.segmenter
+        held = [*segmenter.segments, *([segmenter.open_segment] if segmenter.open_segment else [])]
+        return {
+            "segments_held": len(segmenter.segments),
+            "parts_held": sum(len(segment.parts) for segment in held),
+            "bytes_held": segmenter.bytes_held,
+            "last_fragment_monotonic": self.last_fragment_monotonic,
+            "fragments_total": self.fragments_total,
+            "bytes_total": self.bytes_total,
+            "fragments_dropped": segmenter.fragments_dropped,
+        }

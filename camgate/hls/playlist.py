@@ -1,0 +1,128 @@
+"""Renders the media playlist (RFC 8216bis, draft-pantos-hls-rfc8216bis) of one live stream.
+
+Pure functions from the segmenter's state to playlist text: no I/O, no clocks, no waiting
+(blocking reload lives in ``camgate.hls.live``). URIs are relative: ``init-<id>.mp4``,
+``seg-<msn>.m4s`` and ``part-<index>.m4s``, the last named by a counter that never restarts
+because the next part may start a new segment (LLHLS-NOTES.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Protocol
+
+from camgate.hls.segmenter import Segment
+
+LL_VERSION = 9  # RFC 8216bis 8: EXT-X-PART and friends are defined for version 9 playlists
+PLAIN_VERSION = 6  # RFC 8216bis 8: EXT-X-MAP without EXT-X-I-FRAMES-ONLY needs version 6
+PART_HOLD_BACK_PARTS = 3  # RFC 8216bis 4.4.3.8: at least 2, 3 recommended (LLHLS-NOTES.md)
+PLAIN_MIN_SEGMENTS = 2  # GStreamer hlsdemux2 aborts on a live playlist listing one segment
+
+
+class PlaylistSource(Protocol):
+    """The state a playlist is rendered from (a ``Segmenter`` provides it)."""
+
+    @property
+    def segments(self) -> Sequence[Segment]: ...
+    @property
+    def open_segment(self) -> Segment | None: ...
+    @property
+    def target_duration(self) -> int: ...
+    @property
+    def part_target_s(self) -> float: ...
+    @property
+    def media_sequence(self) -> int: ...
+    @property
+    def discontinuity_sequence(self) -> int: ...
+    @property
+    def next_part_index(self) -> int: ...
+
+
+def is_playable(source: PlaylistSource, *, low_latency: bool = True) -> bool:
+    """Whether a player can start from the playlist.
+
+    LL-HLS: as soon as one listed part is INDEPENDENT, since hls.js starts only at such a part.
+    Plain HLS: once two complete segments exist, because GStreamer's hlsdemux2 aborted on a live
+    playlist with only one (LLHLS-NOTES.md).
+    """
+    if not low_latency:
+        return len(source.segments) >= PLAIN_MIN_SEGMENTS
+    return any(part.independent for segment in listed(source, True) for part in segment.parts)
+
+
+def listed(source: PlaylistSource, low_latency: bool) -> list[Segment]:
+    """The segments a playlist shows: complete ones, plus the open one in LL-HLS."""
+    segments = list(source.segments)
+    if low_latency and source.open_segment is not None:
+        segments.append(source.open_segment)
+    return segments
+
+
+def render_media_playlist(source: PlaylistSource, *, low_latency: bool = True) -> str:
+    """The media playlist text; ``low_latency=False`` gives plain HLS (no parts, no hints)."""
+    segments = listed(source, low_latency)
+    lines = header_lines(source, segments, low_latency)
+    previous_init: int | None = None
+    for segment in segments:
+        lines += segment_lines(segment, previous_init, low_latency)
+        previous_init = segment.init_id
+    if low_latency:
+        # RFC 8216bis 4.4.5.3: hint the part being written so clients can request it early.
+        lines.append(f'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part-{source.next_part_index}.m4s"')
+    return "\n".join(lines) + "\n"
+
+
+def header_lines(source: PlaylistSource, segments: list[Segment], low_latency: bool) -> list[str]:
+    lines = [
+        "#EXTM3U",
+        f"#EXT-X-VERSION:{LL_VERSION if low_latency else PLAIN_VERSION}",
+        f"#EXT-X-TARGETDURATION:{source.target_duration}",
+    ]
+    if low_latency:
+        hold_back = PART_HOLD_BACK_PARTS * source.part_target_s
+        lines.append(
+            f"#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={format_s(hold_back, 3)}"
+        )
+        lines.append(f"#EXT-X-PART-INF:PART-TARGET={format_s(source.part_target_s, 3)}")
+    first_msn = segments[0].msn if segments else source.media_sequence
+    lines.append(f"#EXT-X-MEDIA-SEQUENCE:{first_msn}")
+    # RFC 8216bis 4.4.3.3: needed once a discontinuity was removed or one is listed.
+    if source.discontinuity_sequence or any(segment.discontinuity for segment in segments):
+        lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{source.discontinuity_sequence}")
+    return lines
+
+
+def segment_lines(segment: Segment, previous_init: int | None, low_latency: bool) -> list[str]:
+    lines: list[str] = []
+    if segment.discontinuity:
+        lines.append("#EXT-X-DISCONTINUITY")
+    if segment.init_id != previous_init:
+        # RFC 8216bis 4.4.4.5: a new EXT-X-MAP follows a discontinuity with a new init segment.
+        lines.append(f'#EXT-X-MAP:URI="init-{segment.init_id}.mp4"')
+    lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{format_date_time(segment.program_date_time)}")
+    if low_latency:
+        lines += [
+            part_line(part.duration_s, part.index, part.independent) for part in segment.parts
+        ]
+    if segment.complete:
+        lines.append(f"#EXTINF:{format_s(segment.duration_s, 5)},")
+        lines.append(f"seg-{segment.msn}.m4s")
+    return lines
+
+
+def part_line(duration_s: float, index: int, independent: bool) -> str:
+    # RFC 8216bis 4.4.4.9: INDEPENDENT=YES only where the part starts with a keyframe; hls.js
+    # treats every part as independent when none is marked (LLHLS-NOTES.md).
+    flag = ",INDEPENDENT=YES" if independent else ""
+    return f'#EXT-X-PART:DURATION={format_s(duration_s, 5)},URI="part-{index}.m4s"{flag}'
+
+
+def format_s(seconds: float, decimals: int) -> str:
+    return f"{seconds:.{decimals}f}"
+
+
+def format_date_time(moment: datetime) -> str:
+    """ISO 8601 with milliseconds, in UTC (RFC 8216bis 4.4.4.6)."""
+    utc = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,250 @@
+// The camgate player page: /watch/<cameraId>[?ll=0][&latency=1][&engine=hlsjs|native]
+//
+//   ll=0       plain HLS: the playlist without parts, hls.js without low-latency mode
+//   latency=1  overlay with the glass-to-glass latency read from the test camera's timecode
+//   engine     force hls.js or the browser's own HLS player (default: hls.js wherever it runs)
+//
+// A camera that drops and comes back must not need a page reload: fatal errors tear the player
+// down and build a new one after a back-off, for as long as the page is open.
+// Tests read window.camgatePlayer = {hls, video, stats()}.
+"use strict";
+
+(function () {
+  const RETRY_MIN_S = 1;
+  const RETRY_MAX_S = 8;
+  // hls.js reports no error while a live playlist simply stops moving; rebuild after this long
+  // without progress while we should be playing.
+  const FROZEN_REBUILD_S = 10;
+  const MEDIA_RECOVERY_WINDOW_S = 5;
+  const MAX_ERRORS_KEPT = 100;
+  const MAX_LATENCY_SAMPLES_KEPT = 10000;
+  const OVERLAY_WINDOW = 25;
+
+  const video = document.getElementById("video");
+  const stateEl = document.getElementById("state");
+  const latencyEl = document.getElementById("latency");
+  const cameraEl = document.getElementById("camera");
+
+  const options = readOptions(window.location);
+  const errors = [];
+  const latencySamplesMs = [];
+  let hls = null;
+  let engine = null;
+  let state = "connecting";
+  let stalls = 0;
+  let hasPlayed = false;
+  let retryDelayS = RETRY_MIN_S;
+  let retryTimer = null;
+  let lastMediaRecoveryMs = 0;
+  let lastProgress = { time: -1, atMs: Date.now() };
+  let sampler = null;
+
+  function readOptions(location) {
+    const match = location.pathname.match(/^(.*)\/watch\/([^/]+)\/?$/);
+    const query = new URLSearchParams(location.search);
+    return {
+      basePath: match ? match[1] : "",
+      cameraId: match ? decodeURIComponent(match[2]) : null,
+      lowLatency: query.get("ll") !== "0",
+      latencyOverlay: query.get("latency") === "1",
+      engine: query.get("engine") || "auto",
+    };
+  }
+
+  function playlistUrl() {
+    const url = `${options.basePath}/hls/${encodeURIComponent(options.cameraId)}/index.m3u8`;
+    return options.lowLatency ? url : `${url}?ll=0`;
+  }
+
+  function setState(next, detail) {
+    state = next;
+    stateEl.dataset.state = next;
+    stateEl.textContent = detail ? `${next}: ${detail}` : next;
+  }
+
+  function recordError(source, detail, fatal) {
+    errors.push({ atMs: Date.now(), source, detail: String(detail), fatal: Boolean(fatal) });
+    if (errors.length > MAX_ERRORS_KEPT) errors.shift();
+  }
+
+  function chooseEngine() {
+    const hlsjs = typeof Hls !== "undefined" && Hls.isSupported();
+    const native = video.canPlayType("application/vnd.apple.mpegurl") !== "";
+    if (options.engine === "native") return native ? "native" : null;
+    if (options.engine === "hlsjs") return hlsjs ? "hlsjs" : null;
+    // Prefer hls.js wherever Media Source Extensions exist: recent Chromium also answers "maybe"
+    // for HLS, but only hls.js honours the low-latency settings below. Safari without MSE (older
+    // iPhones) plays HLS and LL-HLS natively.
+    if (hlsjs) return "hlsjs";
+    return native ? "native" : null;
+  }
+
+  function hlsConfig() {
+    if (!options.lowLatency) {
+      // Plain HLS is played with hls.js defaults, so it can be compared with other HLS sources.
+      return { lowLatencyMode: false, backBufferLength: 30 };
+    }
+    return {
+      lowLatencyMode: true,
+      // Keep little played media in the SourceBuffer: a live view never seeks back far.
+      backBufferLength: 10,
+      // Catch up gently after a stall instead of staying behind for the rest of the session.
+      maxLiveSyncPlaybackRate: 1.2,
+    };
+  }
+
+  function startHlsjs() {
+    hls = new Hls(hlsConfig());
+    hls.on(Hls.Events.ERROR, onHlsError);
+    hls.on(Hls.Events.MANIFEST_PARSED, () => playVideo());
+    hls.loadSource(playlistUrl());
+    hls.attachMedia(video);
+  }
+
+  function onHlsError(_event, data) {
+    recordError("hls.js", `${data.type}/${data.details}`, data.fatal);
+    if (!data.fatal) return;
+    const sinceRecoveryS = (Date.now() - lastMediaRecoveryMs) / 1000;
+    if (data.type === Hls.ErrorTypes.MEDIA_ERROR && sinceRecoveryS > MEDIA_RECOVERY_WINDOW_S) {
+      lastMediaRecoveryMs = Date.now();
+      hls.recoverMediaError();
+      return;
+    }
+    scheduleRebuild(data.details);
+  }
+
+  function startNative() {
+    video.src = playlistUrl();
+    video.load();
+    playVideo();
+  }
+
+  function onVideoError() {
+    const code = video.error ? video.error.code : "unknown";
+    recordError("video", `MediaError ${code}`, true);
+    // hls.js owns recovery of its own media errors (reported through onHlsError).
+    if (!hls) scheduleRebuild(`media error ${code}`);
+  }
+
+  function start() {
+    engine = chooseEngine();
+    if (engine === null) {
+      setState("error", "this browser cannot play HLS");
+      return;
+    }
+    lastProgress = { time: -1, atMs: Date.now() };
+    if (engine === "hlsjs") startHlsjs();
+    else startNative();
+  }
+
+  function teardown() {
+    if (hls) {
+      hls.destroy();
+      hls = null;
+    } else {
+      video.removeAttribute("src");
+      video.load();
+    }
+  }
+
+  function scheduleRebuild(reason) {
+    if (retryTimer !== null) return;
+    setState("reconnecting", reason);
+    teardown();
+    retryTimer = setTimeout(() => {
+      retryTimer = null;
+      start();
+    }, retryDelayS * 1000);
+    retryDelayS = Math.min(retryDelayS * 2, RETRY_MAX_S);
+  }
+
+  function playVideo() {
+    const promise = video.play();
+    if (promise) promise.catch((err) => recordError("play", err.name, false));
+  }
+
+  function onPlaying() {
+    hasPlayed = true;
+    retryDelayS = RETRY_MIN_S;
+    setState("playing");
+  }
+
+  function onWaiting() {
+    if (hasPlayed && state === "playing") stalls += 1;
+  }
+
+  function watchProgress() {
+    const nowMs = Date.now();
+    if (video.currentTime !== lastProgress.time || video.paused || retryTimer !== null) {
+      lastProgress = { time: video.currentTime, atMs: nowMs };
+      return;
+    }
+    if (hasPlayed && nowMs - lastProgress.atMs > FROZEN_REBUILD_S * 1000) {
+      recordError("watchdog", `no progress for ${FROZEN_REBUILD_S} s`, true);
+      scheduleRebuild("stream stopped moving");
+    }
+  }
+
+  function bufferedEnd() {
+    const ranges = video.buffered;
+    return ranges.length ? ranges.end(ranges.length - 1) : 0;
+  }
+
+  function median(values) {
+    const sorted = [...values].sort((a, b) => a - b);
+    return sorted[Math.floor(sorted.length / 2)];
+  }
+
+  function startLatencyOverlay() {
+    latencyEl.hidden = false;
+    latencyEl.textContent = "latency …";
+    sampler = new CamgateTimecode.FrameSampler(video, (ms) => {
+      latencySamplesMs.push(ms);
+      if (latencySamplesMs.length > MAX_LATENCY_SAMPLES_KEPT) latencySamplesMs.shift();
+    });
+    sampler.start();
+    setInterval(() => {
+      if (latencySamplesMs.length === 0) return;
+      const recent = latencySamplesMs.slice(-OVERLAY_WINDOW);
+      latencyEl.textContent = `latency ${(median(recent) / 1000).toFixed(2)} s`;
+    }, 500);
+  }
+
+  function stats() {
+    const result = {
+      engine,
+      state,
+      currentTime: video.currentTime,
+      bufferedEnd: bufferedEnd(),
+      stalls,
+      errors: errors.slice(),
+    };
+    if (sampler) {
+      result.latencySamplesMs = latencySamplesMs.slice();
+      result.undecodableFrames = sampler.undecodable;
+    }
+    return result;
+  }
+
+  window.camgatePlayer = {
+    get hls() {
+      return hls;
+    },
+    video,
+    stats,
+  };
+
+  if (options.cameraId === null) {
+    setState("error", "no camera in the address (expected /watch/<cameraId>)");
+    return;
+  }
+  cameraEl.textContent = options.cameraId;
+  document.title = `${options.cameraId} · camgate`;
+  video.addEventListener("playing", onPlaying);
+  video.addEventListener("waiting", onWaiting);
+  video.addEventListener("error", onVideoError);
+  setInterval(watchProgress, 1000);
+  if (options.latencyOverlay) startLatencyOverlay();
+  setState("connecting");
+  start();
+})();

@@ -1,0 +1,66 @@
+"""Free TCP ports on 127.0.0.1 for tests that start servers.
+
+The kernel picks a free port (bind to port 0); a `PortAllocator` also remembers what it handed
+out, so two servers in one test session never get the same port even if the first has not bound
+it yet. It never binds anything beyond the probe socket it closes at once.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+LOOPBACK = "127.0.0.1"
+_POLL_S = 0.05
+_MAX_ATTEMPTS = 200
+
+
+class PortAllocator:
+    """Hands out kernel-chosen free ports, each at most once."""
+
+    def __init__(self) -> None:
+        self._handed_out: set[int] = set()
+        self._lock = threading.Lock()
+
+    def allocate(self) -> int:
+        with self._lock:
+            for _ in range(_MAX_ATTEMPTS):
+                port = _kernel_free_port()
+                if port not in self._handed_out:
+                    self._handed_out.add(port)
+                    return port
+        raise RuntimeError(f"no unused free port after {_MAX_ATTEMPTS} attempts")
+
+
+_session_allocator = PortAllocator()
+
+
+def free_port() -> int:
+    """A free port on 127.0.0.1 not handed out before in this process."""
+    return _session_allocator.allocate()
+
+
+def is_bindable(port: int) -> bool:
+    """Whether a server could listen on the port now (SO_REUSEADDR, as GLib's listener uses)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
+
+
+def wait_until_bindable(port: int, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not is_bindable(port):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"port {port} still in use after {timeout_s} s")
+        time.sleep(_POLL_S)
+
+
+def _kernel_free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((LOOPBACK, 0))
+        return int(probe.getsockname()[1])

@@ -1,0 +1,201 @@
+"""The HLS routes on a real ASGI app: content types, caching, CORS, errors and blocking reload."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from camgate.api.hls import create_hls_router
+from camgate.fmp4 import Fmp4Reader, Fragment, InitSegment
+from camgate.hls.live import LiveHls
+from camgate.hls.segmenter import Part, Segmenter
+
+DATA = Path(__file__).parent / "data"
+PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+
+
+class Camera:
+    """A LiveHls fed from the captured FFmpeg output on demand."""
+
+    def __init__(self) -> None:
+        init, *fragments = Fmp4Reader().feed((DATA / "av_every_frame_ff5.mp4").read_bytes())
+        assert isinstance(init, InitSegment)
+        self.live = LiveHls(Segmenter(1.0, 0.2, 5))
+        self.live.set_init(init)
+        self.fragments: Iterator[Fragment] = iter(f for f in fragments if isinstance(f, Fragment))
+
+    def next_part(self) -> Part:
+        for fragment in self.fragments:
+            parts = self.live.add_fragment(fragment)
+            if parts:
+                return parts[-1]
+        raise AssertionError("the fixture ran out before a part completed")
+
+    def segments(self, count: int) -> None:
+        while len(self.live.segmenter.segments) < count:
+            self.next_part()
+
+
+@pytest.fixture
+def camera() -> Camera:
+    return Camera()
+
+
+def client_for(cameras: dict[str, LiveHls], block_timeout_s: float) -> httpx.AsyncClient:
+    app = FastAPI()
+    app.include_router(create_hls_router(cameras.get, block_timeout_s=block_timeout_s))
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://camgate")
+
+
+@pytest.fixture
+async def client(camera: Camera) -> AsyncIterator[httpx.AsyncClient]:
+    idle = Camera()  # init segment only: not playable yet
+    async with client_for({"cam": camera.live, "idle": idle.live}, 5.0) as http:
+        yield http
+
+
+async def still_pending(task: asyncio.Task[httpx.Response]) -> bool:
+    for _ in range(20):
+        await asyncio.sleep(0)  # let the request reach its wait
+    return not task.done()
+
+
+async def test_playlist_headers_and_body(camera: Camera, client: httpx.AsyncClient) -> None:
+    camera.segments(2)
+    response = await client.get("/hls/cam/index.m3u8")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith(PLAYLIST_TYPE)
+    assert response.headers["cache-control"] == "no-cache"
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert response.text == camera.live.playlist()
+    assert "#EXT-X-PART:" in response.text
+
+
+@pytest.mark.parametrize("query", ["ll=0", "mode=plain"])
+async def test_plain_playlist_on_request(
+    camera: Camera, client: httpx.AsyncClient, query: str
+) -> None:
+    camera.segments(2)
+    response = await client.get(f"/hls/cam/index.m3u8?{query}")
+
+    assert response.status_code == 200
+    assert "#EXT-X-PART" not in response.text and "seg-1.m4s" in response.text
+
+
+async def test_media_is_served_from_memory(camera: Camera, client: httpx.AsyncClient) -> None:
+    camera.segments(1)
+    segment = camera.live.segment(0)
+    assert segment is not None
+    expected = {
+        "/hls/cam/init-1.mp4": camera.live.init(1),
+        "/hls/cam/seg-0.m4s": segment.data,
+        "/hls/cam/part-2.m4s": segment.parts[2].data,
+    }
+    for url, body in expected.items():
+        response = await client.get(url)
+        assert response.status_code == 200, url
+        assert response.content == body
+        assert response.headers["content-type"] == "video/mp4"
+        assert response.headers["cache-control"].startswith("public, max-age=")
+        assert response.headers["access-control-allow-origin"] == "*"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/hls/nope/index.m3u8",
+        "/hls/idle/index.m3u8",
+        "/hls/cam/init-7.mp4",
+        "/hls/cam/seg-40.m4s",
+        "/hls/cam/part-900.m4s",
+        "/hls/nope/part-0.m4s",
+    ],
+)
+async def test_misses_are_404_json(camera: Camera, client: httpx.AsyncClient, url: str) -> None:
+    camera.segments(1)
+    response = await client.get(url)
+
+    assert response.status_code == 404
+    assert response.json()["success"] is False and response.json()["error"]
+    assert response.headers["access-control-allow-origin"] == "*"
+
+
+@pytest.mark.parametrize(
+    "query", ["_HLS_part=1", "_HLS_msn=40", "_HLS_msn=abc", "_HLS_msn=1&_HLS_part=-1"]
+)
+async def test_bad_blocking_requests_are_400(
+    camera: Camera, client: httpx.AsyncClient, query: str
+) -> None:
+    camera.segments(1)
+    response = await client.get(f"/hls/cam/index.m3u8?{query}")
+
+    assert response.status_code == 400
+    assert response.json()["success"] is False
+
+
+async def test_msn_two_ahead_of_the_live_edge_is_accepted(camera: Camera) -> None:
+    camera.segments(1)
+    edge = camera.live.live_edge_msn
+    assert edge is not None
+    async with client_for({"cam": camera.live}, 0.05) as http:
+        waited = await http.get(f"/hls/cam/index.m3u8?_HLS_msn={edge + 2}")
+        too_far = await http.get(f"/hls/cam/index.m3u8?_HLS_msn={edge + 3}")
+    assert (waited.status_code, too_far.status_code) == (503, 400)
+
+
+async def test_blocking_reload_times_out_with_503(camera: Camera) -> None:
+    camera.next_part()
+    msn, part = camera.live.segmenter.next_position
+    async with client_for({"cam": camera.live}, 0.05) as http:
+        response = await http.get(f"/hls/cam/index.m3u8?_HLS_msn={msn}&_HLS_part={part}")
+    assert response.status_code == 503
+    assert response.headers["access-control-allow-origin"] == "*"
+
+
+async def test_blocking_reload_returns_when_the_part_arrives(
+    camera: Camera, client: httpx.AsyncClient
+) -> None:
+    camera.next_part()
+    msn, part = camera.live.segmenter.next_position
+    request = asyncio.create_task(
+        client.get(f"/hls/cam/index.m3u8?_HLS_msn={msn}&_HLS_part={part}")
+    )
+    assert await still_pending(request)
+
+    arrived = camera.next_part()
+    response = await asyncio.wait_for(request, 2.0)
+
+    assert response.status_code == 200
+    assert f'URI="part-{arrived.index}.m4s"' in response.text
+    assert f'PRELOAD-HINT:TYPE=PART,URI="part-{arrived.index + 1}.m4s"' in response.text
+
+
+async def test_hinted_part_is_held_until_complete(
+    camera: Camera, client: httpx.AsyncClient
+) -> None:
+    camera.next_part()
+    hinted = camera.live.next_part_index
+    request = asyncio.create_task(client.get(f"/hls/cam/part-{hinted}.m4s"))
+    assert await still_pending(request)
+
+    arrived = camera.next_part()
+    response = await asyncio.wait_for(request, 2.0)
+
+    assert response.status_code == 200
+    assert response.content == arrived.data
+
+
+async def test_preflight_is_answered(client: httpx.AsyncClient) -> None:
+    response = await client.options(
+        "/hls/cam/index.m3u8",
+        headers={"Origin": "http://player", "Access-Control-Request-Method": "GET"},
+    )
+    assert response.status_code == 204
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert "GET" in response.headers["access-control-allow-methods"]

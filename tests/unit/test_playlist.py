@@ -1,0 +1,210 @@
+"""Media playlist rendering: parsed back with the m3u8 package and checked line by line."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import m3u8
+import pytest
+
+from camgate.fmp4 import Fmp4Reader, Fragment, InitSegment
+from camgate.hls.playlist import format_date_time, is_playable, render_media_playlist
+from camgate.hls.segmenter import Segmenter
+
+DATA = Path(__file__).parent / "data"
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+LL_HEADER = ["#EXTM3U", "#EXT-X-VERSION", "#EXT-X-TARGETDURATION", "#EXT-X-SERVER-CONTROL"]
+LL_HEADER += ["#EXT-X-PART-INF", "#EXT-X-MEDIA-SEQUENCE"]
+PLAIN_HEADER = ["#EXTM3U", "#EXT-X-VERSION", "#EXT-X-TARGETDURATION", "#EXT-X-MEDIA-SEQUENCE"]
+
+
+def fixture_stream() -> tuple[InitSegment, list[Fragment]]:
+    init, *fragments = Fmp4Reader().feed((DATA / "av_every_frame_ff5.mp4").read_bytes())
+    assert isinstance(init, InitSegment)
+    return init, [f for f in fragments if isinstance(f, Fragment)]
+
+
+def synthetic(seconds: float, gop_frames: int, start_s: float = 0.0) -> list[Fragment]:
+    return [
+        Fragment(b"v" * 500, start_s + n * 0.04, 0.04, 1, n % gop_frames == 0)
+        for n in range(round(seconds / 0.04))
+    ]
+
+
+def fed(segmenter: Segmenter, fragments: list[Fragment]) -> Segmenter:
+    for fragment in fragments:
+        segmenter.add_fragment(fragment, T0 + timedelta(seconds=fragment.start_s))
+    return segmenter
+
+
+def live_segmenter() -> Segmenter:
+    init, fragments = fixture_stream()
+    segmenter = Segmenter(1.0, 0.2, 5)
+    segmenter.set_init(init)
+    return fed(segmenter, fragments[:-20])  # stop mid-segment: an open segment with parts
+
+
+@dataclass
+class Checked:
+    """What the strict line-by-line walk found."""
+
+    header: list[str] = field(default_factory=list)
+    extinfs: list[float] = field(default_factory=list)
+    segment_uris: list[str] = field(default_factory=list)
+    parts: list[tuple[float, str, bool]] = field(default_factory=list)
+    maps: list[str] = field(default_factory=list)
+    discontinuities: int = 0
+
+
+def check_playlist(text: str, *, low_latency: bool) -> Checked:
+    """Walk the playlist and assert the RFC 8216bis rules camgate relies on."""
+    lines = text.rstrip("\n").split("\n")
+    values = {line.split(":", 1)[0]: line.partition(":")[2] for line in lines}
+    checked = Checked(header=[line.split(":")[0] for line in lines[: len(LL_HEADER)]])
+    target = int(values["#EXT-X-TARGETDURATION"])
+    pending_pdt = False
+    for line in lines:
+        if line.startswith("#EXT-X-PROGRAM-DATE-TIME:"):
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line.split(":", 1)[1])
+            pending_pdt = True
+        elif line.startswith("#EXT-X-MAP:"):
+            checked.maps.append(line)
+        elif line == "#EXT-X-DISCONTINUITY":
+            checked.discontinuities += 1
+        elif line.startswith("#EXT-X-PART:"):
+            found = re.fullmatch(
+                r'#EXT-X-PART:DURATION=([\d.]+),URI="([^"]+)"(,INDEPENDENT=YES)?', line
+            )
+            assert found, line
+            checked.parts.append((float(found[1]), found[2], found[3] is not None))
+        elif line.startswith("#EXTINF:"):
+            assert pending_pdt, "every segment carries EXT-X-PROGRAM-DATE-TIME"
+            checked.extinfs.append(float(line[len("#EXTINF:") :].rstrip(",")))
+        elif not line.startswith("#"):
+            checked.segment_uris.append(line)
+            pending_pdt = False
+    assert all(math.ceil(duration) <= target for duration in checked.extinfs)
+    first_msn = int(values["#EXT-X-MEDIA-SEQUENCE"])
+    expected_uris = [f"seg-{first_msn + n}.m4s" for n in range(len(checked.segment_uris))]
+    assert checked.segment_uris == expected_uris
+    first_pdt = next(n for n, line in enumerate(lines) if line.startswith("#EXT-X-PROGRAM-DATE"))
+    assert lines.index(checked.maps[0]) < first_pdt
+    if low_latency:
+        check_ll_rules(values, checked)
+    else:
+        assert not checked.parts and "#EXT-X-PRELOAD-HINT" not in values
+    return checked
+
+
+def check_ll_rules(values: dict[str, str], checked: Checked) -> None:
+    part_target = float(values["#EXT-X-PART-INF"].removeprefix("PART-TARGET="))
+    control = values["#EXT-X-SERVER-CONTROL"]
+    assert control == f"CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={3 * part_target:.3f}"
+    assert all(duration <= part_target for duration, _, _ in checked.parts)
+    indexes = [int(uri.removeprefix("part-").removesuffix(".m4s")) for _, uri, _ in checked.parts]
+    assert indexes == list(range(indexes[0], indexes[0] + len(indexes)))
+    assert values["#EXT-X-PRELOAD-HINT"] == f'TYPE=PART,URI="part-{indexes[-1] + 1}.m4s"'
+
+
+def test_ll_playlist_parses_and_follows_the_rules() -> None:
+    segmenter = live_segmenter()
+    text = render_media_playlist(segmenter)
+    checked = check_playlist(text, low_latency=True)
+    playlist = m3u8.loads(text)
+
+    assert checked.header == LL_HEADER
+    assert playlist.version == 9
+    assert playlist.target_duration == segmenter.target_duration == 2
+    assert playlist.part_inf.part_target == segmenter.part_target_s == 0.204
+    assert playlist.server_control.can_block_reload == "YES"
+    assert playlist.media_sequence == 0
+    assert playlist.preload_hint.uri == f"part-{segmenter.next_part_index}.m4s"
+    assert [s.uri for s in playlist.segments] == ["seg-0.m4s", "seg-1.m4s", None]
+    assert checked.maps == ['#EXT-X-MAP:URI="init-1.mp4"']
+
+
+def test_independent_only_on_keyframe_parts() -> None:
+    segmenter = live_segmenter()
+    checked = check_playlist(render_media_playlist(segmenter), low_latency=True)
+
+    held = [*segmenter.segments, segmenter.open_segment]
+    keyframe_parts = {f"part-{p.index}.m4s" for s in held if s for p in s.parts if p.independent}
+    assert {uri for _, uri, independent in checked.parts if independent} == keyframe_parts
+    assert len(keyframe_parts) == 3  # one per GOP: two complete segments and the open one
+
+
+def test_plain_playlist_lists_only_complete_segments() -> None:
+    segmenter = live_segmenter()
+    text = render_media_playlist(segmenter, low_latency=False)
+    checked = check_playlist(text, low_latency=False)
+
+    assert checked.header[:4] == PLAIN_HEADER
+    assert "#EXT-X-VERSION:6" in text
+    assert "SERVER-CONTROL" not in text and "PART-INF" not in text
+    assert [s.uri for s in m3u8.loads(text).segments] == ["seg-0.m4s", "seg-1.m4s"]
+
+
+def test_old_segments_lose_their_parts_and_media_sequence_advances() -> None:
+    segmenter = Segmenter(1.0, 0.2, 4)
+    segmenter.set_init(fixture_stream()[0])
+    fed(segmenter, synthetic(12.0, 25))
+    checked = check_playlist(render_media_playlist(segmenter), low_latency=True)
+
+    assert m3u8.loads(render_media_playlist(segmenter)).media_sequence == 7
+    assert len(checked.segment_uris) == 4
+    assert len(checked.parts) == 3 * 5 + len(segmenter.open_segment.parts)  # type: ignore[union-attr]
+
+
+def test_discontinuity_repeats_the_map_and_counts_when_removed() -> None:
+    init, _ = fixture_stream()
+    segmenter = Segmenter(1.0, 0.2, 3)
+    segmenter.set_init(init)
+    fed(segmenter, synthetic(3.0, 25))
+    segmenter.set_init(init)
+    fed(segmenter, synthetic(2.0, 25))
+    text = render_media_playlist(segmenter)
+    checked = check_playlist(text, low_latency=True)
+
+    assert checked.discontinuities == 1
+    assert checked.maps == ['#EXT-X-MAP:URI="init-1.mp4"', '#EXT-X-MAP:URI="init-2.mp4"']
+    assert text.index("#EXT-X-DISCONTINUITY\n") < text.index("init-2.mp4")
+    assert m3u8.loads(text).discontinuity_sequence == 0
+    fed(segmenter, synthetic(4.0, 25, start_s=2.0))
+    later = render_media_playlist(segmenter)
+    assert "#EXT-X-DISCONTINUITY-SEQUENCE:1" in later
+    assert "#EXT-X-DISCONTINUITY\n" not in later
+    assert check_playlist(later, low_latency=True).maps == ['#EXT-X-MAP:URI="init-2.mp4"']
+
+
+def test_long_gop_playlist_keeps_target_duration() -> None:
+    segmenter = Segmenter(1.0, 0.2, 6)
+    segmenter.set_init(fixture_stream()[0])
+    fed(segmenter, synthetic(12.0, 100))  # 4 s GOP, target duration 2
+    checked = check_playlist(render_media_playlist(segmenter), low_latency=True)
+
+    assert max(checked.extinfs) <= 2.0
+    keyframe_parts = [uri for _, uri, _ in checked.parts if int(uri[5:-4]) % 20 == 0]
+    assert keyframe_parts  # 100-frame GOP, 5-frame parts: every 20th part starts with a keyframe
+    assert [uri for _, uri, independent in checked.parts if independent] == keyframe_parts
+
+
+# LL: once the first part is out (6 frames measured); plain: once the 2nd segment closed.
+@pytest.mark.parametrize(("low_latency", "playable_after_s"), [(True, 0.24), (False, 2.04)])
+def test_playable_rules(low_latency: bool, playable_after_s: float) -> None:
+    segmenter = Segmenter(1.0, 0.2, 5)
+    segmenter.set_init(fixture_stream()[0])
+    playable_at = None
+    for fragment in synthetic(4.0, 25):
+        fed(segmenter, [fragment])
+        if playable_at is None and is_playable(segmenter, low_latency=low_latency):
+            playable_at = fragment.start_s + fragment.duration_s
+    assert playable_at == pytest.approx(playable_after_s)
+
+
+def test_program_date_time_is_utc_with_milliseconds() -> None:
+    moment = datetime(2024, 5, 1, 14, 0, 0, 123456, tzinfo=UTC).astimezone()
+    assert format_date_time(moment) == "2024-05-01T14:00:00.123Z"
