@@ -44,7 +44,7 @@ def _settings_from(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from camgate.api.app import create_app
+    from camgate.api.app import create_app, open_state
     from camgate.ffmpeg import find_ffmpeg
     from camgate.log import configure_logging
 
@@ -64,8 +64,9 @@ def _serve(args: argparse.Namespace) -> int:
         find_ffmpeg(settings.ffmpeg_path),
         settings.data_dir,
     )
+    store, declared = open_state(settings)
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, store, declared),
         host=settings.host,
         port=settings.port,
         log_config=None,

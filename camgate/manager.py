@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from camgate.camera import CameraSpec, Overrides, validate_camera_id
+from camgate.camera_file import DeclaredCamera
 from camgate.config import Settings
 from camgate.errors import AlreadyRunning, CapacityReached, NotFound
 from camgate.events import EventBus
@@ -166,8 +167,14 @@ class StreamManager:
         self.store.save(CameraRecord(spec.camera_id, spec.url, spec.overrides.as_dict(), enabled))
 
     # ----- process lifetime ------------------------------------------------------------------
-    async def open(self) -> None:
-        """Bring back every camera of the store; the enabled ones start streaming."""
+    async def open(self, declared: list[DeclaredCamera] | None = None) -> None:
+        """Bring back every camera of the store; the enabled ones start streaming.
+
+        Cameras declared in the YAML file are written over their stored state first, so a
+        declared camera starts at every boot; the API can still stop or start it meanwhile.
+        """
+        for camera in declared or []:
+            self._persist(camera.spec, enabled=camera.enabled)
         records = self.store.load()
         for record in records:
             spec = CameraSpec(record.camera_id, record.url, Overrides(**record.overrides))

@@ -91,9 +91,7 @@ class Stream:
         self.attempt = 0
         self.last_error = self.last_reason = None
         s = self._settings
-        self.live = LiveHls(
-            Segmenter(s.hls_segment_time_s, s.hls_part_time_s, s.hls_max_segments)
-        )
+        self.live = LiveHls(Segmenter(s.hls_segment_time_s, s.hls_part_time_s, s.hls_max_segments))
         self._supervisor = asyncio.create_task(
             self._supervise(), name=f"stream:{self.spec.camera_id}"
         )

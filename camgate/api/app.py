@@ -17,13 +17,19 @@ from camgate import __version__
 from camgate.api import cameras, ops, seed, web
 from camgate.api.errors import install_error_handlers
 from camgate.api.hls import create_hls_router
+from camgate.camera_file import DeclaredCamera, load_camera_file
 from camgate.config import Settings
 from camgate.manager import StreamManager
 from camgate.store import SqliteStore, Store
 
 
-def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
-    """A camgate app; `store` defaults to SQLite under the data directory."""
+def create_app(
+    settings: Settings,
+    store: Store | None = None,
+    declared: list[DeclaredCamera] | None = None,
+) -> FastAPI:
+    """A camgate app; `store` defaults to SQLite under the data directory, `declared` are the
+    cameras of the YAML file (see `open_state`)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -34,7 +40,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         registry.register(ops.StreamCollector(manager))
         app.state.manager = manager
         app.state.metrics_registry = registry
-        await manager.open()
+        await manager.open(declared)
         try:
             yield
         finally:
@@ -54,3 +60,10 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     return app
+
+
+def open_state(settings: Settings) -> tuple[Store, list[DeclaredCamera]]:
+    """Open the camera database and read the camera file, so that a corrupt database or a bad
+    file stops start-up with a clear message instead of a server that starts empty."""
+    declared = load_camera_file(settings.config_file) if settings.config_file else []
+    return SqliteStore(settings.data_dir / "camgate.db"), declared

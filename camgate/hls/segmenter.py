@@ -85,12 +85,14 @@ class Segmenter:
         # The setting until the first frames are measured; then fixed for the stream's life.
         self.part_target_s = part_target_s
         self.max_segments = max_segments
-        # RFC 8216bis 4.4.3.1: TARGETDURATION must cover every segment and never change. The GOP
-        # is unknown when the first playlist goes out, so it gets one second of headroom over the
-        # target; a longer GOP is cut at a frame boundary (see _segment_would_overflow).
+        # RFC 8216bis 4.4.3.1: every EXTINF, rounded to the nearest integer, must be <=
+        # TARGETDURATION, which never changes. The GOP is unknown when the first playlist goes
+        # out, so segments may run to just under TARGETDURATION + 0.5 s; a longer GOP is cut at a
+        # frame boundary (see _segment_would_overflow). A tight TARGETDURATION matters: plain-HLS
+        # players stay about three target durations behind live.
         if max_segment_s is not None and max_segment_s < segment_target_s:
             raise ValueError("max_segment_s must not be below segment_target_s")
-        self.target_duration = math.ceil(max_segment_s or segment_target_s + 1.0)
+        self.target_duration = max(1, round(max_segment_s or segment_target_s))
         self.frames_per_part: int | None = None
         self.frame_s: float | None = None
         self.segments: list[Segment] = []  # complete segments, oldest first
@@ -252,7 +254,7 @@ class Segmenter:
         parts are not INDEPENDENT, so hls.js still starts only at a keyframe part, and the next
         keyframe starts a new segment again (see _segment_due)."""
         held = self._open.duration_s + (self.open_segment.duration_s if self.open_segment else 0)
-        return held > 0 and held + fragment.duration_s > self.target_duration + EPSILON_S
+        return held > 0 and held + fragment.duration_s >= self.target_duration + 0.5 - EPSILON_S
 
     def _close_part(self) -> list[Part]:
         part = self._open

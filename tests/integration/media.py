@@ -33,7 +33,10 @@ def first_segment_file(server: CamgateServer, camera_id: str, playlist: str, out
 def probe_streams(path: Path) -> list[dict[str, object]]:
     result = subprocess.run(
         ["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(path)],
-        capture_output=True, text=True, timeout=30, check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
     )
     streams: list[dict[str, object]] = json.loads(result.stdout)["streams"]
     return streams
@@ -43,12 +46,28 @@ def decoded_frames(path: Path) -> int:
     """How many video frames ffmpeg decodes from the file without error."""
     result = subprocess.run(
         ["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v:0", "-f", "null", "-"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     probe = subprocess.run(
-        ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
-         "stream=nb_read_frames", "-of", "csv=p=0", str(path)],
-        capture_output=True, text=True, timeout=60, check=True,
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=nb_read_frames",
+            "-of",
+            "csv=p=0",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     return int(probe.stdout.strip().split(",")[0])

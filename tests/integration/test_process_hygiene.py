@@ -44,7 +44,7 @@ def test_sigterm_stops_children_before_the_server_exits(
 ) -> None:
     pids = start_two(server, camera)
     code = server.stop(signal.SIGTERM)
-    assert code == 0
+    assert code in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after a clean shutdown
     assert not any(alive(pid) for pid in pids)
     log = server.log()
     assert "shutting down: stopping 2 streams" in log and "shutdown complete" in log

@@ -48,7 +48,8 @@ def test_start_serves_decodable_h264_and_stop_cleans_up(
 
 
 def test_duplicate_start_is_409_and_limit_is_503(
-    make_server, camera: RtspCamera  # type: ignore[no-untyped-def]
+    make_server,
+    camera: RtspCamera,  # type: ignore[no-untyped-def]
 ) -> None:
     server = make_server(MAX_CONCURRENT_STREAMS="1")
     assert server.service(cameraId="a", rtspUrl=camera.url, action="start").status_code == 200
@@ -89,10 +90,24 @@ def test_restart_reuses_url_and_counts(server: CamgateServer, camera: RtspCamera
         ({"cameraId": "bad id", "action": "stop"}, "cameraId"),
         ({"cameraId": "c", "action": "start", "rtspUrl": "http://h/x"}, "rtspUrl"),
         ({"cameraId": "c", "action": "start"}, "rtspUrl"),
-        ({"cameraId": "c", "action": "start", "rtspUrl": "rtsp://h/x",
-          "overrides": {"resolution": "huge"}}, "overrides.resolution"),
-        ({"cameraId": "c", "action": "start", "rtspUrl": "rtsp://h/x",
-          "overrides": {"turbo": True}}, "overrides.turbo"),
+        (
+            {
+                "cameraId": "c",
+                "action": "start",
+                "rtspUrl": "rtsp://h/x",
+                "overrides": {"resolution": "huge"},
+            },
+            "overrides.resolution",
+        ),
+        (
+            {
+                "cameraId": "c",
+                "action": "start",
+                "rtspUrl": "rtsp://h/x",
+                "overrides": {"turbo": True},
+            },
+            "overrides.turbo",
+        ),
     ],
 )
 def test_bad_requests_are_400_naming_the_field_and_change_nothing(
@@ -106,8 +121,9 @@ def test_bad_requests_are_400_naming_the_field_and_change_nothing(
 
 
 def test_malformed_json_and_unknown_camera(server: CamgateServer) -> None:
-    reply = server.client.post("/api/streams/service", content=b"{nope",
-                               headers={"content-type": "application/json"})
+    reply = server.client.post(
+        "/api/streams/service", content=b"{nope", headers={"content-type": "application/json"}
+    )
     assert reply.status_code == 400 and reply.json()["success"] is False
     stop = server.service(cameraId="ghost", action="stop")
     assert stop.status_code == 404
@@ -117,9 +133,7 @@ def test_malformed_json_and_unknown_camera(server: CamgateServer) -> None:
 def test_unreachable_camera_ends_in_a_clear_error_state(server: CamgateServer) -> None:
     url = f"rtsp://127.0.0.1:{free_port()}/nothing"
     assert server.service(cameraId="dead", rtspUrl=url, action="start").status_code == 200
-    status = wait_for(
-        lambda: (s := server.status("dead"))["reason"] and s, 30, "a failure reason"
-    )
+    status = wait_for(lambda: (s := server.status("dead"))["reason"] and s, 30, "a failure reason")
     assert status["state"] in {"backoff", "starting"}
     assert status["reason"] == "unreachable"
     assert "refused" in status["lastError"].lower()

@@ -35,6 +35,8 @@ STDERR_TAIL_CHARS = 2000
 TIMECODE_BITS = 32
 TIMECODE_BLOCK_PX = 20
 TIMECODE_BAND_ROWS = 40
+# Same threshold as the browser decoder (camgate/web/static/timecode.js).
+TIMECODE_MIN_CONTRAST = 48
 # Read each timecode block away from its edges, where compression smears neighbouring blocks.
 _TIMECODE_INSET_PX = 4
 _PR_SET_PDEATHSIG = 1
@@ -216,7 +218,11 @@ def _parent_death_signal() -> Callable[[], None] | None:
 
 
 def decode_timecode_luma(gray: bytes, width: int, height: int) -> int:
-    """The 32-bit ms timecode painted in a GRAY8 frame: bit = mean(top band) > mean(bottom)."""
+    """The 32-bit ms timecode painted in a GRAY8 frame: bit = mean(top band) > mean(bottom).
+
+    Raises `ValueError` for a frame without a readable timecode (any block's two bands closer
+    than `TIMECODE_MIN_CONTRAST` in mean luma), so garbage is never decoded into a time.
+    """
     if width < TIMECODE_BITS * TIMECODE_BLOCK_PX or height < 2 * TIMECODE_BAND_ROWS:
         raise ValueError(f"a {width}x{height} frame cannot hold the timecode (needs 640x80)")
     if len(gray) < width * height:
@@ -225,16 +231,20 @@ def decode_timecode_luma(gray: bytes, width: int, height: int) -> int:
     for bit in range(TIMECODE_BITS):
         x0 = bit * TIMECODE_BLOCK_PX + _TIMECODE_INSET_PX
         x1 = (bit + 1) * TIMECODE_BLOCK_PX - _TIMECODE_INSET_PX
-        top = _band_luma_sum(gray, width, x0, x1, 0)
-        bottom = _band_luma_sum(gray, width, x0, x1, TIMECODE_BAND_ROWS)
+        top = _band_mean_luma(gray, width, x0, x1, 0)
+        bottom = _band_mean_luma(gray, width, x0, x1, TIMECODE_BAND_ROWS)
+        if abs(top - bottom) < TIMECODE_MIN_CONTRAST:
+            raise ValueError(f"no readable timecode: bit {bit} bands differ by {top - bottom:.0f}")
         value = (value << 1) | (1 if top > bottom else 0)
     return value
 
 
-def _band_luma_sum(gray: bytes, width: int, x0: int, x1: int, first_row: int) -> int:
-    last_row = first_row + TIMECODE_BAND_ROWS - _TIMECODE_INSET_PX
-    rows = range(first_row + _TIMECODE_INSET_PX, last_row)
-    return sum(sum(gray[row * width + x0 : row * width + x1]) for row in rows)
+def _band_mean_luma(gray: bytes, width: int, x0: int, x1: int, first_row: int) -> float:
+    rows = range(
+        first_row + _TIMECODE_INSET_PX, first_row + TIMECODE_BAND_ROWS - _TIMECODE_INSET_PX
+    )
+    total = sum(sum(gray[row * width + x0 : row * width + x1]) for row in rows)
+    return total / (len(rows) * (x1 - x0))
 
 
 def latency_ms(captured_ms_mod32: int, now_ms: int) -> int:

@@ -32,6 +32,7 @@ TIMECODE_BAND_ROWS = 40
 LUMA_WHITE = 235  # BT.601 limited range, what x264 expects from I420
 LUMA_BLACK = 16
 LUMA_GRAY = 128
+CHROMA_NEUTRAL = 128  # U = V = 128: no colour
 BAR_WIDTH_PX = 32
 BAR_STEP_PX = 8
 AUDIO_TONE_HZ = 440
@@ -115,7 +116,7 @@ class FramePainter:
         self._timecode = timecode
         self._band_rows = 2 * TIMECODE_BAND_ROWS if timecode else 0
         self._picture_rows = height - self._band_rows
-        self._chroma = bytes([128]) * ((width // 2) * (height // 2) * 2)
+        self._chroma = bytes([CHROMA_NEUTRAL]) * ((width // 2) * (height // 2) * 2)
         self._timecode_pad = bytes([LUMA_GRAY]) * (width - TIMECODE_BITS * TIMECODE_BLOCK_PX)
         self._white_block = bytes([LUMA_WHITE]) * TIMECODE_BLOCK_PX
         self._black_block = bytes([LUMA_BLACK]) * TIMECODE_BLOCK_PX
@@ -153,12 +154,12 @@ def build_launch(options: CameraOptions) -> str:
         f"video/x-raw,format=I420,width={options.width},height={options.height},"
         f"framerate={options.fps}/1"
     )
-    # is-live + do-timestamp: each buffer gets the pipeline clock's running time at push, so
+    # is-live, and each frame is stamped with the pipeline's running time (see _push), so
     # frames play in real time. The sinks hold each frame for the pipeline latency, so the
     # leaky queue must cover it (with 2 buffers and 128 ms latency only ~8 fps got through);
     # beyond that it drops the oldest frame rather than building delay.
     source = (
-        f"appsrc name=src is-live=true format=time do-timestamp=true min-latency=0 "
+        f"appsrc name=src is-live=true format=time min-latency=0 "
         f"max-buffers={APPSRC_MAX_BUFFERS} leaky-type=downstream caps={caps}"
     )
     gop_frames = max(1, round(options.fps * options.gop_s))
@@ -213,6 +214,8 @@ class FramePusher:
     def __init__(self, options: CameraOptions) -> None:
         self._painter = FramePainter(options.width, options.height, options.timecode)
         self._frame_s = 1.0 / options.fps
+        self._frame_ns = Gst.SECOND // options.fps
+        self._last_pts_ns = -1
         self._lock = threading.Lock()
         self._appsrc: Gst.Element | None = None
         self._valve: Gst.Element | None = None
@@ -237,6 +240,7 @@ class FramePusher:
             tone.get_static_pad("src").add_probe(Gst.PadProbeType.QUERY_UPSTREAM, _deny_seeking)
         with self._lock:
             self._appsrc, self._valve = appsrc, valve
+            self._last_pts_ns = -1
             if valve is not None:
                 valve.set_property("drop", self._paused)
         media.connect("unprepared", self._on_unprepared, appsrc)
@@ -262,21 +266,37 @@ class FramePusher:
                 self._stopped.wait(delay_s)
             elif delay_s < -1.0:
                 next_frame_at = time.monotonic()  # stalled (e.g. SIGSTOP): resync, no burst
-            self._push(frame_index)
+            self._push(frame_index, next_frame_at)
             frame_index += 1
 
-    def _push(self, frame_index: int) -> None:
+    def _push(self, frame_index: int, scheduled_at: float) -> None:
         # Holding the lock across the push makes `pause` strict: once set_paused returns, no
         # further frame enters the pipeline (appsrc never blocks: block=false, leaky queue).
         with self._lock:
             appsrc = None if self._paused else self._appsrc
-            # Only a PLAYING appsrc has a running clock for do-timestamp; a buffer pushed while
-            # the media is still starting gets no valid timestamp and that client sees no video.
-            if appsrc is None or appsrc.get_state(0)[1] != Gst.State.PLAYING:
+            pts_ns = _scheduled_running_time_ns(appsrc, scheduled_at) if appsrc else None
+            if appsrc is None or pts_ns is None:
                 return
             captured_ms = int(time.time() * 1000) % 2**TIMECODE_BITS
-            frame = self._painter.paint(frame_index, captured_ms)
-            appsrc.emit("push-buffer", Gst.Buffer.new_wrapped(frame))
+            buffer = Gst.Buffer.new_wrapped(self._painter.paint(frame_index, captured_ms))
+            buffer.pts = max(pts_ns, self._last_pts_ns + 1)
+            buffer.duration = self._frame_ns
+            self._last_pts_ns = buffer.pts
+            appsrc.emit("push-buffer", buffer)
+
+
+def _scheduled_running_time_ns(appsrc: Gst.Element, scheduled_at: float) -> int | None:
+    """The pipeline running time of the frame's scheduled instant; None unless PLAYING.
+
+    Stamping the schedule rather than the (jittery) moment of the push keeps frame timestamps
+    evenly spaced, like a real camera's. Only a PLAYING pipeline has a running clock: a frame
+    pushed while the media is still starting cannot be timed and that client may see no video.
+    """
+    clock = appsrc.get_clock()
+    if clock is None or appsrc.get_state(0)[1] != Gst.State.PLAYING:
+        return None
+    lateness_ns = max(0, int((time.monotonic() - scheduled_at) * Gst.SECOND))
+    return max(0, clock.get_time() - appsrc.get_base_time() - lateness_ns)
 
 
 def _deny_seeking(_pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:

@@ -16,9 +16,7 @@ import httpx
 T = TypeVar("T")
 
 
-def wait_for(
-    condition: Callable[[], T], timeout_s: float, what: str, interval_s: float = 0.1
-) -> T:
+def wait_for(condition: Callable[[], T], timeout_s: float, what: str, interval_s: float = 0.1) -> T:
     """Poll `condition` until it returns something truthy; fail naming `what` at the deadline."""
     deadline = time.monotonic() + timeout_s
     last_error: Exception | None = None
@@ -89,9 +87,20 @@ class CamgateServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "camgate", "serve", "--host", "127.0.0.1", "--port",
-             str(self.port)],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "camgate",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         wait_for(self._healthy, timeout_s, "camgate to answer /healthz")
         return self

@@ -82,8 +82,13 @@ def test_overrides_decide_reencoding() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [{"videoBitrate": "fast"}, {"resolution": "1920*1080"}, {"resolution": "1921x1080"},
-     {"framerate": 0}, {"colour": "red"}],
+    [
+        {"videoBitrate": "fast"},
+        {"resolution": "1920*1080"},
+        {"resolution": "1921x1080"},
+        {"framerate": 0},
+        {"colour": "red"},
+    ],
 )
 def test_bad_overrides_are_rejected(bad: dict[str, object]) -> None:
     with pytest.raises(ValidationError):

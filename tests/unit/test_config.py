@@ -11,8 +11,15 @@ from camgate.errors import InvalidInput
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.chdir(tmp_path)  # no stray .env
-    for name in ("FFMPEG_PATH", "HLS_SEGMENT_TIME", "HLS_MAX_SEGMENTS", "MAX_CONCURRENT_STREAMS",
-                 "LOG_LEVEL", "CAMGATE_DATA_DIR", "HLS_PART_TIME"):
+    for name in (
+        "FFMPEG_PATH",
+        "HLS_SEGMENT_TIME",
+        "HLS_MAX_SEGMENTS",
+        "MAX_CONCURRENT_STREAMS",
+        "LOG_LEVEL",
+        "CAMGATE_DATA_DIR",
+        "HLS_PART_TIME",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -47,8 +54,14 @@ def test_env_file_is_read(tmp_path) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("HLS_SEGMENT_TIME", "abc"), ("HLS_SEGMENT_TIME", "0"), ("MAX_CONCURRENT_STREAMS", "-1"),
-     ("LOG_LEVEL", "loud"), ("HLS_MAX_SEGMENTS", "1"), ("HLS_PART_TIME", "5")],
+    [
+        ("HLS_SEGMENT_TIME", "abc"),
+        ("HLS_SEGMENT_TIME", "0"),
+        ("MAX_CONCURRENT_STREAMS", "-1"),
+        ("LOG_LEVEL", "loud"),
+        ("HLS_MAX_SEGMENTS", "1"),
+        ("HLS_PART_TIME", "5"),
+    ],
 )
 def test_invalid_values_name_the_variable(
     monkeypatch: pytest.MonkeyPatch, name: str, value: str

@@ -83,7 +83,7 @@ def test_probe_uses_small_probing() -> None:
 DUMP = """
 Input #0, rtsp, from 'rtsp://***@127.0.0.1:8554/cam':
   Duration: N/A, start: 0.000000, bitrate: N/A
-  Stream #0:0: Video: h264 (Constrained Baseline), yuv420p(progressive), 640x360, 25 fps, 25 tbr, 90k tbn
+  Stream #0:0: Video: h264 (Constrained Baseline), yuv420p(progressive), 640x360, 25 fps, 25 tbr
   Stream #0:1: Audio: pcm_alaw, 8000 Hz, mono, s16, 64 kb/s
 """
 
@@ -99,10 +99,14 @@ def test_parse_media_info_reads_codecs_size_and_rate() -> None:
     [
         ("[rtsp @ 0x5] method DESCRIBE failed: 401 Unauthorized", FailureReason.AUTH_FAILED),
         ("[rtsp @ 0x5] method DESCRIBE failed: 404 Not Found", FailureReason.NOT_FOUND),
-        ("[tcp @ 0x5] Connection to tcp://127.0.0.1:9 failed: Connection refused",
-         FailureReason.UNREACHABLE),
-        ("[tcp @ 0x5] Connection to tcp://10.9.9.9:554 failed: Connection timed out",
-         FailureReason.TIMEOUT),
+        (
+            "[tcp @ 0x5] Connection to tcp://127.0.0.1:9 failed: Connection refused",
+            FailureReason.UNREACHABLE,
+        ),
+        (
+            "[tcp @ 0x5] Connection to tcp://10.9.9.9:554 failed: Connection timed out",
+            FailureReason.TIMEOUT,
+        ),
         ("Could not find tag for codec pcm_mulaw in stream #1", FailureReason.UNSUPPORTED_CODEC),
         ("something odd", FailureReason.UNKNOWN),
     ],

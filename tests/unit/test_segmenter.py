@@ -39,7 +39,7 @@ def feed(segmenter: Segmenter, fragments: Iterable[tuple[Fragment, datetime]]) -
 
 
 def new_segmenter(segment_s: float = 1.0, part_s: float = 0.2, ring: int = 5) -> Segmenter:
-    segmenter = Segmenter(segment_s, part_s, ring)
+    segmenter = Segmenter(segment_s, part_s, ring, max_segment_s=max(2.0, segment_s))
     segmenter.set_init(INIT)
     return segmenter
 
@@ -100,13 +100,16 @@ def test_long_gop_is_cut_at_a_part_boundary_within_target_duration() -> None:
     feed(segmenter, stream(10.0, gop_frames=125))  # 5 s GOP
 
     assert segmenter.target_duration == 2
-    assert [round(s.duration_s, 3) for s in segmenter.segments] == [2.0, 2.0, 1.0, 2.0, 2.0]
+    # cut just before rounding up past 2; the keyframe at 5 s starts a segment again
+    assert [round(s.duration_s, 3) for s in segmenter.segments] == [2.48, 2.48, 0.04, 2.48, 2.48]
     cut = [s for s in segmenter.segments if not s.parts or not s.parts[0].independent]
     assert cut, "a 5 s GOP must be cut below a 2 s target duration"
     all_parts = [p for s in segmenter.segments for p in s.parts]
-    assert [p.index for p in all_parts if p.independent] == [25]  # frame 125, 5-frame parts
+    independent = [p for p in all_parts if p.independent]
+    assert len(independent) == 1  # the keyframe at 5 s (frame 125); frame 0 left the ring
+    assert segmenter.segments[3].parts[0] is independent[0]  # the segment starting at 5.0 s
     # After a cut, the next keyframe starts a segment again, even a short one.
-    assert segmenter.part(25).part_no == 0  # type: ignore[union-attr]
+    assert independent[0].part_no == 0
 
 
 def test_fragments_before_the_first_keyframe_are_dropped() -> None:
@@ -217,11 +220,12 @@ def test_real_ffmpeg_output_gives_valid_parts() -> None:
     assert sum(p.independent for p in parts) == 3
 
 
-def test_a_gop_as_long_as_target_duration_is_not_cut() -> None:
-    segmenter = new_segmenter(segment_s=2.0)  # TARGETDURATION 3
-    feed(segmenter, stream(12.0, gop_frames=75))
+def test_a_gop_that_rounds_to_target_duration_is_not_cut() -> None:
+    segmenter = new_segmenter(segment_s=2.0)  # TARGETDURATION 2: segments up to 2.49 s
+    feed(segmenter, stream(12.0, gop_frames=60))  # a 2.4 s GOP
 
-    assert [round(s.duration_s, 3) for s in segmenter.segments] == [3.0, 3.0, 3.0]
+    assert segmenter.target_duration == 2
+    assert [round(s.duration_s, 3) for s in segmenter.segments] == [2.4, 2.4, 2.4, 2.4]
 
 
 def test_zero_durations_do_not_stall_the_frame_measurement() -> None:

@@ -8,17 +8,28 @@ from camgate.state import InvalidTransition, StreamState, backoff_delay_s, check
 
 
 def test_normal_life_of_a_stream_is_allowed() -> None:
-    path = [StreamState.IDLE, StreamState.STARTING, StreamState.RUNNING, StreamState.BACKOFF,
-            StreamState.STARTING, StreamState.RUNNING, StreamState.STOPPING, StreamState.STOPPED,
-            StreamState.STARTING]
+    path = [
+        StreamState.IDLE,
+        StreamState.STARTING,
+        StreamState.RUNNING,
+        StreamState.BACKOFF,
+        StreamState.STARTING,
+        StreamState.RUNNING,
+        StreamState.STOPPING,
+        StreamState.STOPPED,
+        StreamState.STARTING,
+    ]
     for current, new in zip(path, path[1:], strict=False):
         assert check_transition(current, new) is new
 
 
 @pytest.mark.parametrize(
     ("current", "new"),
-    [(StreamState.STOPPED, StreamState.RUNNING), (StreamState.IDLE, StreamState.RUNNING),
-     (StreamState.RUNNING, StreamState.STOPPED)],
+    [
+        (StreamState.STOPPED, StreamState.RUNNING),
+        (StreamState.IDLE, StreamState.RUNNING),
+        (StreamState.RUNNING, StreamState.STOPPED),
+    ],
 )
 def test_shortcuts_are_refused(current: StreamState, new: StreamState) -> None:
     with pytest.raises(InvalidTransition):
