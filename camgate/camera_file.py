@@ -54,7 +54,7 @@ def _parse_camera(path: Path, name: yaml.Node, body: yaml.Node) -> DeclaredCamer
         raise _fail(path, fields["enabled"][1], f"{where}.enabled: must be true or false")
     try:
         overrides = (
-            Overrides(**(_scalar(fields["overrides"][1]) or {}))
+            Overrides.model_validate(_scalar(fields["overrides"][1]) or {})
             if "overrides" in fields
             else Overrides()
         )

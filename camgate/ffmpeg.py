@@ -63,7 +63,8 @@ class MediaInfo:
     codecs: str | None = None  # RFC 6381 codecs of camgate's output, once known
 
     def as_dict(self) -> dict[str, object]:
-        video = {"codec": self.video_codec, "width": self.width, "height": self.height}
+        video: dict[str, object] = {"codec": self.video_codec, "width": self.width}
+        video["height"] = self.height
         video["fps"] = self.fps
         audio = {"codec": self.audio_codec, "sampleRate": self.audio_rate_hz}
         return {

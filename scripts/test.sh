@@ -11,6 +11,7 @@ python3 -m venv .venv
 .venv/bin/pip install -q -e '.[test]'
 
 .venv/bin/ruff check camgate tests bench
+.venv/bin/mypy camgate
 set +e
 .venv/bin/pytest -p no:cacheprovider "$@"
 status=$?
