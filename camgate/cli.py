@@ -72,6 +72,9 @@ def _serve(args: argparse.Namespace) -> int:
         log_config=None,
         log_level=settings.log_level,
         access_log=settings.log_level == "debug",
+        # Event streams and blocking playlist requests never finish on their own: do not let
+        # them hold up shutdown (the streams' FFmpeg children are stopped after this).
+        timeout_graceful_shutdown=3,
     )
     return 0
 

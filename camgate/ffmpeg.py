@@ -129,7 +129,8 @@ def probe_argv(ffmpeg: str, spec: CameraSpec, settings: Settings) -> list[str]:
 def _video_args(spec: CameraSpec, settings: Settings, info: MediaInfo) -> list[str]:
     wants = spec.overrides
     if not wants.reencode:
-        return ["-c:v", "copy"]
+        # Safari and hls.js's codec checks want H.265 in MP4 tagged hvc1 (FFmpeg writes hev1).
+        return ["-c:v", "copy", *(["-tag:v", "hvc1"] if info.video_codec == "hevc" else [])]
     bitrate = wants.videoBitrate or settings.default_video_bitrate
     args = [
         "-c:v",

@@ -177,7 +177,9 @@ class StreamManager:
             self._persist(camera.spec, enabled=camera.enabled)
         records = self.store.load()
         for record in records:
-            spec = CameraSpec(record.camera_id, record.url, Overrides.model_validate(record.overrides))
+            spec = CameraSpec(
+                record.camera_id, record.url, Overrides.model_validate(record.overrides)
+            )
             if record.enabled and self.active_count < self.settings.max_concurrent_streams:
                 self._launch(spec)
             else:

@@ -125,3 +125,10 @@ def test_find_ffmpeg_rejects_a_missing_configured_path() -> None:
 def test_find_ffmpeg_falls_back_to_a_real_binary() -> None:
     found = find_ffmpeg(None)
     assert "ffmpeg" in found.rsplit("/", 1)[-1]
+
+
+def test_copied_h265_is_tagged_hvc1_for_browsers() -> None:
+    args = argv(MediaInfo("hevc", 1920, 1080, 25.0))
+    assert value_after(args, "-c:v") == "copy"
+    assert value_after(args, "-tag:v") == "hvc1"
+    assert "-tag:v" not in argv(H264_ONLY)

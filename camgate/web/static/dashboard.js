@@ -1,0 +1,598 @@
+// The camgate dashboard at /: every camera's health, live previews, and the camera actions.
+//
+// Updates arrive as server-sent events (/api/events); each event refreshes the one camera it
+// names. While the event stream is down the page polls the whole list every POLL_S seconds.
+// Nothing from the API or the user is ever inserted as HTML: text goes in with textContent.
+// The URL the user types is sent once and never shown; cards show the API's redacted URL.
+// Tests read window.camgateDashboard.stats().
+"use strict";
+
+(function () {
+  const POLL_S = 5;
+  // With events flowing, still refresh the list now and then for the counters that change
+  // without an event (bytes received, segments held).
+  const LIVE_REFRESH_S = 15;
+  const SSE_REOPEN_S = 5;
+  // A browser opens at most 6 HTTP/1.1 connections per host, and every LL-HLS preview keeps a
+  // blocking playlist request open besides the event stream: more previews would starve each
+  // other and the API calls.
+  const MAX_PREVIEWS = 4;
+  const PREVIEW_RETRY_S = 3;
+  const EVENT_TYPES = [
+    "started", "ready", "stalled", "exited", "restarting", "restarted",
+    "stopped", "failed", "state", "deleted",
+  ];
+  const TONES = {
+    running: "ok",
+    starting: "warn",
+    backoff: "warn",
+    stopping: "idle",
+    stopped: "idle",
+    idle: "idle",
+    failed: "bad",
+    stalled: "bad",
+  };
+  const ACTIVE = new Set(["starting", "running", "backoff", "stopping"]);
+
+  const basePath = window.location.pathname.replace(/\/(index\.html)?$/, "");
+  const grid = document.getElementById("cameras");
+  const emptyEl = document.getElementById("empty");
+  const summaryEl = document.getElementById("summary");
+  const linkEl = document.getElementById("link");
+  const form = document.getElementById("add-form");
+  const addError = document.getElementById("add-error");
+  const template = document.getElementById("card-template");
+
+  const cards = new Map(); // cameraId -> card (see makeCard)
+  // cameraId -> when its card was removed: answers to requests sent before that are stale and
+  // must not bring a deleted camera back.
+  const removedAtMs = new Map();
+  const counters = { events: 0, polls: 0, refreshes: 0 };
+  let link = "connecting";
+  let source = null;
+  let pollTimer = null;
+  let reopenTimer = null;
+
+  // ----- API -------------------------------------------------------------------------------
+
+  function apiUrl(path) {
+    return `${basePath}/api${path}`;
+  }
+
+  function cameraPath(id) {
+    return `/cameras/${encodeURIComponent(id)}`;
+  }
+
+  // Resolves with the envelope's data; rejects with an Error carrying the API's message.
+  async function api(method, path, body) {
+    const init = { method, headers: { Accept: "application/json" }, cache: "no-store" };
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(apiUrl(path), init);
+    } catch (err) {
+      throw new Error("camgate did not answer (network error)");
+    }
+    let envelope = null;
+    try {
+      envelope = await response.json();
+    } catch (err) {
+      envelope = null;
+    }
+    if (envelope && envelope.success === true) return envelope.data;
+    const message = envelope && typeof envelope.error === "string" ? envelope.error : null;
+    const error = new Error(message || `HTTP ${response.status} ${response.statusText}`.trim());
+    error.status = response.status;
+    throw error;
+  }
+
+  // ----- formatting ------------------------------------------------------------------------
+
+  function formatDuration(totalS) {
+    const s = Math.max(0, Math.floor(totalS));
+    const d = Math.floor(s / 86400);
+    const h = Math.floor((s % 86400) / 3600);
+    const m = Math.floor((s % 3600) / 60);
+    const pad = (n) => String(n).padStart(2, "0");
+    if (d > 0) return `${d} d ${pad(h)} h`;
+    if (h > 0) return `${h} h ${pad(m)} m`;
+    if (m > 0) return `${m} m ${pad(s % 60)} s`;
+    return `${s} s`;
+  }
+
+  function formatBytes(n) {
+    if (typeof n !== "number" || !Number.isFinite(n)) return "–";
+    const units = ["B", "kB", "MB", "GB", "TB"];
+    let value = n;
+    let unit = 0;
+    while (value >= 1000 && unit < units.length - 1) {
+      value /= 1000;
+      unit += 1;
+    }
+    return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+  }
+
+  function formatVideo(codecs) {
+    const v = codecs && codecs.video;
+    if (!v) return "–";
+    const parts = [v.codec || "?"];
+    if (v.width && v.height) parts.push(`${v.width}×${v.height}`);
+    if (v.fps) parts.push(`${Math.round(v.fps * 100) / 100} fps`);
+    return parts.join(" · ");
+  }
+
+  function formatAudio(codecs) {
+    const a = codecs && codecs.audio;
+    if (!a) return "none";
+    return a.sampleRate ? `${a.codec} · ${a.sampleRate} Hz` : String(a.codec);
+  }
+
+  function formatMode(status) {
+    const overrides = status.overrides || {};
+    const detail = Object.keys(overrides)
+      .sort()
+      .map((key) => `${key} ${overrides[key]}`)
+      .join(", ");
+    const mode = status.transcoding ? "transcoding" : "copy";
+    return detail ? `${mode} (${detail})` : mode;
+  }
+
+  function formatRetry(iso) {
+    const at = Date.parse(iso);
+    if (Number.isNaN(at)) return "";
+    const inS = Math.ceil((at - Date.now()) / 1000);
+    const clock = new Date(at).toLocaleTimeString();
+    return inS > 0 ? `next retry in ${formatDuration(inS)} (${clock})` : `retrying (${clock})`;
+  }
+
+  // ----- cards -----------------------------------------------------------------------------
+
+  function makeCard(id) {
+    const root = template.content.firstElementChild.cloneNode(true);
+    const q = (selector) => root.querySelector(selector);
+    const card = {
+      id,
+      root,
+      status: null,
+      fetchedAtMs: 0,
+      askedAtMs: 0, // when the request behind `status` was sent: older answers are dropped
+      busy: false,
+      inFlight: null,
+      again: false,
+      preview: null,
+      el: {
+        id: q(".cam-id"),
+        badge: q(".badge"),
+        video: q(".cam-preview video"),
+        note: q(".cam-preview-note"),
+        problem: q(".cam-problem"),
+        reason: q(".cam-reason"),
+        lastError: q(".cam-last-error"),
+        retry: q(".cam-retry"),
+        url: q(".cam-url"),
+        uptime: q(".cam-uptime"),
+        restarts: q(".cam-restarts"),
+        mode: q(".cam-mode"),
+        video_: q(".cam-video"),
+        audio: q(".cam-audio"),
+        bytes: q(".cam-bytes"),
+        hls: q(".cam-hls"),
+        watch: q(".cam-watch"),
+        error: q(".cam-error"),
+        buttons: root.querySelectorAll("button[data-action]"),
+      },
+    };
+    root.dataset.camera = id;
+    card.el.id.textContent = id;
+    card.el.watch.href = `${basePath}/watch/${encodeURIComponent(id)}`;
+    for (const button of card.el.buttons) {
+      button.addEventListener("click", () => runAction(card, button.dataset.action));
+    }
+    return card;
+  }
+
+  function placeCard(card) {
+    const after = [...cards.keys()].sort((a, b) => a.localeCompare(b));
+    const next = after.find((other) => other.localeCompare(card.id) > 0);
+    grid.insertBefore(card.root, next ? cards.get(next).root : null);
+  }
+
+  // Show `status`, the answer to a request sent at askedAtMs, unless a newer one is shown.
+  function upsert(status, askedAtMs) {
+    let card = cards.get(status.cameraId);
+    if (!card) {
+      if (askedAtMs < (removedAtMs.get(status.cameraId) ?? -1)) return null;
+      card = makeCard(status.cameraId);
+      placeCard(card);
+      cards.set(card.id, card);
+    }
+    if (askedAtMs < card.askedAtMs) return card;
+    card.askedAtMs = askedAtMs;
+    card.status = status;
+    card.fetchedAtMs = Date.now();
+    render(card);
+    return card;
+  }
+
+  function removeCard(id) {
+    const card = cards.get(id);
+    if (!card) return;
+    stopPreview(card);
+    card.root.remove();
+    cards.delete(id);
+    removedAtMs.set(id, performance.now());
+    emptyEl.hidden = cards.size > 0;
+  }
+
+  function uptimeS(card) {
+    const s = card.status;
+    if (!s || s.state !== "running") return 0;
+    return (s.uptimeSeconds || 0) + (Date.now() - card.fetchedAtMs) / 1000;
+  }
+
+  function render(card) {
+    const s = card.status;
+    const el = card.el;
+    el.badge.textContent = s.state;
+    el.badge.dataset.tone = TONES[s.state] || "idle";
+    card.root.dataset.state = s.state;
+
+    const troubled = s.state !== "running" && (s.reason || s.lastError);
+    el.problem.hidden = !troubled && !s.nextRetryAt;
+    el.reason.textContent = s.reason ? `reason: ${s.reason}` : "";
+    el.reason.hidden = !troubled || !s.reason;
+    el.lastError.textContent = s.lastError || "";
+    el.lastError.hidden = !troubled || !s.lastError;
+    el.retry.hidden = !s.nextRetryAt;
+
+    el.url.textContent = s.rtspUrl || "–";
+    el.url.title = s.rtspUrl || "";
+    const attempts = s.attempt ? ` (attempt ${s.attempt})` : "";
+    el.restarts.textContent = `${s.restartCount ?? 0}${attempts}`;
+    el.mode.textContent = formatMode(s);
+    el.video_.textContent = formatVideo(s.codecs);
+    el.audio.textContent = formatAudio(s.codecs);
+    el.bytes.textContent = formatBytes(s.bytesReceived);
+    const hls = s.hls || {};
+    el.hls.textContent =
+      typeof hls.segments_held === "number"
+        ? `${hls.segments_held} seg · ${formatBytes(hls.bytes_held)}`
+        : "–";
+
+    for (const button of el.buttons) {
+      const action = button.dataset.action;
+      let enabled = !card.busy;
+      if (action === "start") enabled = enabled && !ACTIVE.has(s.state);
+      if (action === "stop") enabled = enabled && !["stopped", "stopping", "idle"].includes(s.state);
+      button.disabled = !enabled;
+    }
+    tick(card);
+    syncPreviews();
+  }
+
+  // The parts that move with the clock: uptime and the retry countdown.
+  function tick(card) {
+    const s = card.status;
+    card.el.uptime.textContent = s.state === "running" ? formatDuration(uptimeS(card)) : "–";
+    card.el.retry.textContent = s.nextRetryAt ? formatRetry(s.nextRetryAt) : "";
+  }
+
+  function showCardError(card, message) {
+    card.el.error.textContent = message || "";
+    card.el.error.hidden = !message;
+  }
+
+  function renderSummary(data) {
+    if (data) {
+      summaryEl.textContent =
+        `${data.activeCount} of ${data.maxConcurrentStreams} streams active · ` +
+        `${data.totalCount} camera${data.totalCount === 1 ? "" : "s"}`;
+    }
+    emptyEl.hidden = cards.size > 0;
+  }
+
+  // ----- refreshing ------------------------------------------------------------------------
+
+  async function refreshAll() {
+    counters.polls += 1;
+    const askedAtMs = performance.now();
+    let data;
+    try {
+      data = await api("GET", "/cameras");
+    } catch (err) {
+      summaryEl.textContent = `cannot reach camgate: ${err.message}`;
+      return;
+    }
+    const seen = new Set();
+    for (const status of data.streams) {
+      seen.add(status.cameraId);
+      upsert(status, askedAtMs);
+    }
+    for (const [id, card] of [...cards]) {
+      if (!seen.has(id) && card.askedAtMs < askedAtMs) removeCard(id);
+    }
+    renderSummary(data);
+  }
+
+  // Refresh one camera; events in a burst collapse into at most one more request.
+  function refreshCamera(id) {
+    const card = cards.get(id);
+    if (card && card.inFlight) {
+      card.again = true;
+      return card.inFlight;
+    }
+    const request = (async () => {
+      counters.refreshes += 1;
+      const askedAtMs = performance.now();
+      try {
+        upsert(await api("GET", cameraPath(id)), askedAtMs);
+      } catch (err) {
+        if (err.status === 404) removeCard(id);
+      }
+    })();
+    if (card) card.inFlight = request;
+    return request.finally(() => {
+      const current = cards.get(id);
+      if (!current) return undefined;
+      current.inFlight = null;
+      if (current.again) {
+        current.again = false;
+        return refreshCamera(id);
+      }
+      return undefined;
+    });
+  }
+
+  let summaryTimer = null;
+  // The counts in the header change with any event; fetch them at most once a second.
+  function refreshSummarySoon() {
+    if (summaryTimer !== null) return;
+    summaryTimer = setTimeout(async () => {
+      summaryTimer = null;
+      try {
+        const data = await api("GET", "/cameras");
+        renderSummary(data);
+      } catch (err) {
+        /* the next poll or event tries again */
+      }
+    }, 1000);
+  }
+
+  // ----- live updates ----------------------------------------------------------------------
+
+  function setLink(next) {
+    link = next;
+    linkEl.dataset.link = next;
+    linkEl.textContent = { live: "live", polling: `polling every ${POLL_S} s`, connecting: "connecting" }[next];
+  }
+
+  function startPolling(intervalS) {
+    stopPolling();
+    pollTimer = setInterval(refreshAll, intervalS * 1000);
+  }
+
+  function stopPolling() {
+    if (pollTimer !== null) clearInterval(pollTimer);
+    pollTimer = null;
+  }
+
+  function onEvent(message) {
+    let event;
+    try {
+      event = JSON.parse(message.data);
+    } catch (err) {
+      return;
+    }
+    counters.events += 1;
+    if (!event || typeof event.cameraId !== "string") return;
+    if (event.type === "deleted") removeCard(event.cameraId);
+    else refreshCamera(event.cameraId);
+    refreshSummarySoon();
+  }
+
+  function openEvents() {
+    if (typeof EventSource === "undefined") {
+      setLink("polling");
+      startPolling(POLL_S);
+      return;
+    }
+    source = new EventSource(apiUrl("/events"));
+    for (const type of EVENT_TYPES) source.addEventListener(type, onEvent);
+    source.addEventListener("open", () => {
+      setLink("live");
+      startPolling(LIVE_REFRESH_S);
+      // Whatever happened while we were not listening.
+      refreshAll();
+    });
+    source.addEventListener("error", () => {
+      if (link !== "polling") {
+        setLink("polling");
+        startPolling(POLL_S);
+        refreshAll();
+      }
+      // EventSource reconnects by itself unless the server answered with an error; then it
+      // gives up (CLOSED) and we open a new one later.
+      if (source.readyState === EventSource.CLOSED && reopenTimer === null) {
+        reopenTimer = setTimeout(() => {
+          reopenTimer = null;
+          openEvents();
+        }, SSE_REOPEN_S * 1000);
+      }
+    });
+  }
+
+  // ----- previews --------------------------------------------------------------------------
+
+  function playlistUrl(id) {
+    return `${basePath}/hls/${encodeURIComponent(id)}/index.m3u8`;
+  }
+
+  function canPreview() {
+    return typeof Hls !== "undefined" && Hls.isSupported();
+  }
+
+  // Give the first MAX_PREVIEWS running cameras (in page order) a preview; tear down the rest.
+  function syncPreviews() {
+    const visible = document.visibilityState !== "hidden";
+    let slots = MAX_PREVIEWS;
+    for (const id of [...cards.keys()].sort((a, b) => a.localeCompare(b))) {
+      const card = cards.get(id);
+      const running = card.status && card.status.state === "running";
+      const wanted = visible && running && slots > 0 && canPreview();
+      if (running && slots > 0) slots -= 1;
+      if (wanted && !card.preview) startPreview(card);
+      if (!wanted && card.preview) stopPreview(card);
+      card.el.note.textContent = previewNote(card, running, visible);
+      card.el.note.hidden = Boolean(card.preview && card.preview.hls);
+    }
+  }
+
+  function previewNote(card, running, visible) {
+    if (!running) return card.status ? card.status.state : "";
+    if (!canPreview()) return "no preview in this browser";
+    if (!visible) return "paused";
+    if (card.preview) return "reconnecting preview…";
+    return `preview limited to ${MAX_PREVIEWS} cameras`;
+  }
+
+  function startPreview(card) {
+    const video = card.el.video;
+    const hls = new Hls({
+      lowLatencyMode: true,
+      backBufferLength: 4,
+      maxBufferLength: 6,
+      maxLiveSyncPlaybackRate: 1.2,
+    });
+    const preview = { hls, retryTimer: null, recovered: false };
+    card.preview = preview;
+    hls.on(Hls.Events.MANIFEST_PARSED, () => {
+      const playing = video.play();
+      if (playing) playing.catch(() => {});
+    });
+    hls.on(Hls.Events.ERROR, (_event, data) => {
+      if (!data.fatal || card.preview !== preview) return;
+      if (data.type === Hls.ErrorTypes.MEDIA_ERROR && !preview.recovered) {
+        preview.recovered = true;
+        hls.recoverMediaError();
+        return;
+      }
+      // Start over a little later if the camera is still running by then.
+      stopPreview(card);
+      card.preview = { hls: null, retryTimer: null };
+      card.preview.retryTimer = setTimeout(() => {
+        card.preview = null;
+        syncPreviews();
+      }, PREVIEW_RETRY_S * 1000);
+      syncPreviews();
+    });
+    hls.loadSource(playlistUrl(card.id));
+    hls.attachMedia(video);
+    card.root.classList.add("has-preview");
+  }
+
+  function stopPreview(card) {
+    const preview = card.preview;
+    if (!preview) return;
+    card.preview = null;
+    if (preview.retryTimer !== null) clearTimeout(preview.retryTimer);
+    if (preview.hls) preview.hls.destroy();
+    const video = card.el.video;
+    video.removeAttribute("src");
+    video.load();
+    card.root.classList.remove("has-preview");
+  }
+
+  document.addEventListener("visibilitychange", syncPreviews);
+
+  // ----- actions ---------------------------------------------------------------------------
+
+  async function runAction(card, action) {
+    if (action === "delete" && !window.confirm(`Delete camera ${card.id}? It stops and is forgotten.`)) {
+      return;
+    }
+    showCardError(card, "");
+    card.busy = true;
+    render(card);
+    try {
+      if (action === "delete") {
+        await api("DELETE", cameraPath(card.id));
+        removeCard(card.id);
+        renderSummary(null);
+      } else {
+        const askedAtMs = performance.now();
+        upsert(await api("POST", `${cameraPath(card.id)}/${action}`), askedAtMs);
+      }
+      refreshSummarySoon();
+    } catch (err) {
+      showCardError(card, `${action} failed: ${err.message}`);
+      refreshCamera(card.id);
+    } finally {
+      card.busy = false;
+      if (cards.get(card.id) === card && card.status) render(card);
+    }
+  }
+
+  function showAddError(message) {
+    addError.textContent = message || "";
+    addError.hidden = !message;
+  }
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showAddError("");
+    const id = form.elements.cameraId.value.trim();
+    const audio = form.elements.audio.value;
+    if (!id) {
+      showAddError("Camera id is required.");
+      return;
+    }
+    if (cards.has(id) && !window.confirm(`Camera ${id} exists. Replace its URL and settings?`)) {
+      return;
+    }
+    const body = {
+      rtspUrl: form.elements.rtspUrl.value.trim(),
+      enabled: true,
+      overrides: audio ? { audio } : {},
+    };
+    const submit = form.querySelector("button[type=submit]");
+    submit.disabled = true;
+    try {
+      const askedAtMs = performance.now();
+      const status = await api("PUT", cameraPath(id), body);
+      // The typed URL may hold a password: clear it, the card shows the redacted one.
+      form.reset();
+      upsert(status, askedAtMs);
+      renderSummary(null);
+      refreshSummarySoon();
+    } catch (err) {
+      showAddError(err.message);
+    } finally {
+      body.rtspUrl = null;
+      submit.disabled = false;
+    }
+  });
+
+  // ----- start -----------------------------------------------------------------------------
+
+  setInterval(() => {
+    for (const card of cards.values()) if (card.status) tick(card);
+  }, 1000);
+
+  window.camgateDashboard = {
+    stats() {
+      return {
+        link,
+        ...counters,
+        cameras: [...cards.keys()],
+        previews: [...cards.values()].filter((c) => c.preview && c.preview.hls).map((c) => c.id),
+      };
+    },
+  };
+
+  setLink("connecting");
+  refreshAll();
+  openEvents();
+})();
