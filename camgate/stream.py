@@ -344,7 +344,7 @@ class Stream:
     def status(self) -> dict[str, Any]:
         now = datetime.now(UTC)
         since = self.running_since
-        stats = self.live.stats() if self.live is not None else {}
+        hls = self._hls_status()
         return {
             "cameraId": self.spec.camera_id,
             "state": str(self.state),
@@ -369,5 +369,20 @@ class Stream:
             "codecs": self.media.as_dict(),
             "bytesReceived": self.bytes_received,
             "pid": self.pid,
-            "hls": stats,
+            "hls": hls,
+        }
+
+    def _hls_status(self) -> dict[str, Any]:
+        """What the in-memory HLS output holds now (memory is bounded by HLS_MAX_SEGMENTS)."""
+        if self.live is None:
+            return {"segments": 0, "parts": 0, "bytesHeld": 0, "lastMediaAgeSeconds": None}
+        stats = self.live.stats()
+        last = stats.get("last_fragment_monotonic")
+        return {
+            "segments": stats.get("segments_held", 0),
+            "parts": stats.get("parts_held", 0),
+            "bytesHeld": stats.get("bytes_held", 0),
+            "fragments": stats.get("fragments_total", 0),
+            "fragmentsDropped": stats.get("fragments_dropped", 0),
+            "lastMediaAgeSeconds": round(time.monotonic() - last, 2) if last else None,
         }
