@@ -11,7 +11,7 @@
   const POLL_S = 5;
   // With events flowing, still refresh the list now and then for the counters that change
   // without an event (bytes received, segments held).
-  const LIVE_REFRESH_S = 15;
+  const LIVE_REFRESH_S = 10;
   const SSE_REOPEN_S = 5;
   // A browser opens at most 6 HTTP/1.1 connections per host, and every LL-HLS preview keeps a
   // blocking playlist request open besides the event stream: more previews would starve each
@@ -128,6 +128,15 @@
     const a = codecs && codecs.audio;
     if (!a) return "none";
     return a.sampleRate ? `${a.codec} · ${a.sampleRate} Hz` : String(a.codec);
+  }
+
+  // What the in-memory HLS output holds (older servers named the fields in snake_case).
+  function formatHls(hls) {
+    if (!hls) return "–";
+    const segments = hls.segments ?? hls.segments_held;
+    const bytes = hls.bytesHeld ?? hls.bytes_held;
+    if (typeof segments !== "number") return "–";
+    return `${segments} segment${segments === 1 ? "" : "s"} · ${formatBytes(bytes)}`;
   }
 
   function formatMode(status) {
@@ -253,14 +262,11 @@
     const attempts = s.attempt ? ` (attempt ${s.attempt})` : "";
     el.restarts.textContent = `${s.restartCount ?? 0}${attempts}`;
     el.mode.textContent = formatMode(s);
+    el.mode.title = el.mode.textContent;
     el.video_.textContent = formatVideo(s.codecs);
     el.audio.textContent = formatAudio(s.codecs);
     el.bytes.textContent = formatBytes(s.bytesReceived);
-    const hls = s.hls || {};
-    el.hls.textContent =
-      typeof hls.segments_held === "number"
-        ? `${hls.segments_held} seg · ${formatBytes(hls.bytes_held)}`
-        : "–";
+    el.hls.textContent = formatHls(s.hls);
 
     for (const button of el.buttons) {
       const action = button.dataset.action;
@@ -336,13 +342,11 @@
     if (card) card.inFlight = request;
     return request.finally(() => {
       const current = cards.get(id);
-      if (!current) return undefined;
+      if (!current || current.inFlight !== request) return undefined;
       current.inFlight = null;
-      if (current.again) {
-        current.again = false;
-        return refreshCamera(id);
-      }
-      return undefined;
+      if (!current.again) return undefined;
+      current.again = false;
+      return refreshCamera(id);
     });
   }
 

@@ -1,0 +1,182 @@
+"""The dashboard at `/` in headless Chromium, against a real camgate server and test camera.
+
+A user adds a password-protected camera through the form, sees it come up through server-sent
+events, watches its live preview, stops and deletes it, and is shown the API's own message for
+an invalid URL. The camera's password must never reach the page. Without the event stream the
+dashboard keeps up by polling.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Page, Route, expect
+
+from tests.support.browser import chromium_path, follow, launch_chromium
+from tests.support.camera import RtspCamera
+from tests.support.ports import free_port
+from tests.support.server import CamgateServer
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not os.path.exists(chromium_path()), reason="no Chromium to run"),
+]
+
+CAMERA_ID = "door"
+CAMERA_USER = "admin"
+CAMERA_PASSWORD = "Pw-9f3kq-secret"
+RUNNING_DEADLINE_S = 30.0
+ACTION_DEADLINE_S = 15.0
+# The dashboard polls every 5 s without events; a camera then needs a few seconds to run.
+POLLING_DEADLINE_S = 20.0
+PREVIEW_FOLLOW_S = 4.0
+# Chromium logs every HTTP error answer, here the API's 400 for the invalid URL.
+EXPECTED_CONSOLE_ERROR = "the server responded with a status of 400"
+
+_STATS_JS = "() => window.camgateDashboard.stats()"
+_PAGE_SECRETS_JS = """() => [
+  document.documentElement.outerHTML,
+  document.body.innerText,
+  ...[...document.querySelectorAll("input, select, textarea")].map((e) => e.value),
+].join("\\n")"""
+
+
+@pytest.fixture
+def camera() -> Iterator[RtspCamera]:
+    with RtspCamera(user=CAMERA_USER, password=CAMERA_PASSWORD) as cam:
+        yield cam
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[CamgateServer]:
+    with CamgateServer(free_port(), tmp_path / "data") as srv:
+        yield srv
+
+
+def card(camera_id: str) -> str:
+    return f'article.cam[data-camera="{camera_id}"]'
+
+
+def collect_page_errors(page: Page) -> list[str]:
+    """Script errors and console errors, except the one the invalid-URL step causes on purpose."""
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+    page.on(
+        "console",
+        lambda msg: (
+            errors.append(f"console: {msg.text}")
+            if msg.type == "error" and EXPECTED_CONSOLE_ERROR not in msg.text
+            else None
+        ),
+    )
+    return errors
+
+
+async def assert_no_secret(page: Page) -> None:
+    text = await page.evaluate(_PAGE_SECRETS_JS)
+    assert CAMERA_PASSWORD not in text
+    assert CAMERA_PASSWORD not in await page.content()
+
+
+async def test_dashboard_adds_watches_stops_and_deletes_a_camera(
+    server: CamgateServer, camera: RtspCamera, tmp_path: Path
+) -> None:
+    invalid_url = "http://example.com/stream"
+    expected_error = server.client.put(
+        "/api/cameras/probe", json={"rtspUrl": invalid_url, "enabled": True}
+    ).json()["error"]
+
+    async with launch_chromium() as browser:
+        page = await browser.new_page(viewport={"width": 1280, "height": 800})
+        errors = collect_page_errors(page)
+        await page.goto(server.base_url + "/", wait_until="domcontentloaded")
+        await expect(page.locator("#link")).to_have_attribute("data-link", "live")
+        await expect(page.locator("#empty")).to_be_visible()
+
+        # An invalid URL: the API's message is shown next to the form, and no card appears.
+        await page.fill("#add-form [name=cameraId]", CAMERA_ID)
+        await page.fill("#add-form [name=rtspUrl]", invalid_url)
+        await page.click("#add-form button[type=submit]")
+        await expect(page.locator("#add-error")).to_have_text(expected_error)
+        assert await page.locator("article.cam").count() == 0
+
+        # The real camera, with its password in the URL.
+        await page.fill(
+            "#add-form [name=rtspUrl]", camera.url_with_credentials(CAMERA_USER, CAMERA_PASSWORD)
+        )
+        await page.select_option("#add-form [name=audio]", "auto")
+        await page.click("#add-form button[type=submit]")
+        await expect(page.locator("#add-error")).to_be_hidden()
+        badge = page.locator(f"{card(CAMERA_ID)} .badge")
+        await expect(badge).to_have_text("running", timeout=RUNNING_DEADLINE_S * 1000)
+        stats = await page.evaluate(_STATS_JS)
+        assert stats["link"] == "live", stats
+        assert stats["events"] > 0 and stats["refreshes"] > 0, stats
+        await expect(page.locator("#add-form [name=rtspUrl]")).to_have_value("")
+        await expect(page.locator(f"{card(CAMERA_ID)} .cam-url")).to_contain_text("***")
+        watch_link = page.locator(f"{card(CAMERA_ID)} a.cam-watch")
+        await expect(watch_link).to_have_attribute("href", f"/watch/{CAMERA_ID}")
+
+        # The preview plays and keeps moving.
+        video = f"{card(CAMERA_ID)} video"
+        await page.wait_for_function(
+            "(s) => document.querySelector(s).currentTime > 0",
+            arg=video,
+            timeout=RUNNING_DEADLINE_S * 1000,
+        )
+        report = await follow(page, PREVIEW_FOLLOW_S, video_selector=video)
+        assert report.advanced_s >= 0.6 * PREVIEW_FOLLOW_S, report.samples
+        await expect(page.locator(f"{card(CAMERA_ID)} .cam-video")).to_contain_text("h264")
+        await expect(page.locator(f"{card(CAMERA_ID)} .cam-mode")).to_contain_text("copy")
+        await assert_no_secret(page)
+        await page.screenshot(path=str(tmp_path / "dashboard-running.png"), full_page=True)
+
+        # Stop: the badge follows and the preview is torn down.
+        await page.click(f"{card(CAMERA_ID)} button[data-action=stop]")
+        await expect(badge).to_have_text("stopped", timeout=ACTION_DEADLINE_S * 1000)
+        assert (await page.evaluate(_STATS_JS))["previews"] == []
+        detached = (
+            "(s) => { const v = document.querySelector(s); return v.readyState === 0 && !v.src; }"
+        )
+        assert await page.evaluate(detached, video)
+        assert server.client.get(f"/api/cameras/{CAMERA_ID}").json()["data"]["state"] == "stopped"
+        await assert_no_secret(page)
+
+        # Delete, confirming the dialog: the card goes and the camera is forgotten.
+        page.once("dialog", lambda dialog: dialog.accept())
+        await page.click(f"{card(CAMERA_ID)} button[data-action=delete]")
+        await expect(page.locator(card(CAMERA_ID))).to_have_count(0)
+        assert server.client.get(f"/api/cameras/{CAMERA_ID}").status_code == 404
+        await expect(page.locator("#empty")).to_be_visible()
+        await assert_no_secret(page)
+
+    assert errors == []
+    assert CAMERA_PASSWORD not in server.log()
+
+
+async def test_dashboard_polls_when_events_are_unavailable(
+    server: CamgateServer, camera: RtspCamera
+) -> None:
+    async def refuse(route: Route) -> None:
+        await route.abort()
+
+    async with launch_chromium() as browser:
+        page = await browser.new_page()
+        await page.route("**/api/events", refuse)
+        await page.goto(server.base_url + "/", wait_until="domcontentloaded")
+        await expect(page.locator("#link")).to_have_attribute("data-link", "polling")
+
+        # Another client adds the camera; the dashboard finds it on its own.
+        response = server.client.put(
+            f"/api/cameras/{CAMERA_ID}",
+            json={"rtspUrl": camera.url_with_credentials(CAMERA_USER, CAMERA_PASSWORD)},
+        )
+        assert response.json()["success"], response.text
+        badge = page.locator(f"{card(CAMERA_ID)} .badge")
+        await expect(badge).to_have_text("running", timeout=POLLING_DEADLINE_S * 1000)
+        stats = await page.evaluate(_STATS_JS)
+        assert stats["events"] == 0 and stats["polls"] >= 2, stats
+        await assert_no_secret(page)
