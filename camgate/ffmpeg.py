@@ -238,3 +238,13 @@ def classify_stderr(lines: list[str], exit_code: int | None) -> Failure:
     tail = next((line.strip() for line in reversed(lines) if line.strip()), "")
     detail = tail[:300] or (f"ffmpeg exited with code {exit_code}" if exit_code is not None else "")
     return Failure(FailureReason.UNKNOWN, detail)
+
+
+def classify_probe_failure(lines: list[str], elapsed_s: float, timeout_s: float) -> Failure:
+    """Like `classify_stderr`, for FFmpeg describing a camera. A camera that accepts the
+    connection and never answers makes FFmpeg give up after the socket timeout with a vague
+    "Invalid data found"; having waited that long is what tells the reason."""
+    failure = classify_stderr(lines, None)
+    if failure.reason is FailureReason.UNKNOWN and elapsed_s >= 0.9 * timeout_s:
+        return Failure(FailureReason.TIMEOUT, f"no answer within {timeout_s:g}s ({failure.detail})")
+    return failure

@@ -6,9 +6,8 @@ from enum import StrEnum
 
 
 class StreamState(StrEnum):
-    """idle -> starting -> running -> backoff -> starting ...; stopped / failed until started."""
+    """stopped -> starting -> running -> backoff -> starting ...; stopped / failed until started."""
 
-    IDLE = "idle"
     STARTING = "starting"  # FFmpeg launched, nothing playable yet
     RUNNING = "running"  # playable media is flowing
     BACKOFF = "backoff"  # FFmpeg ended or stalled; waiting before the next attempt
@@ -22,11 +21,10 @@ ACTIVE_STATES = frozenset(
 )
 
 TRANSITIONS: dict[StreamState, frozenset[StreamState]] = {
-    StreamState.IDLE: frozenset({StreamState.STARTING, StreamState.STOPPED}),
     StreamState.STARTING: frozenset(
         {StreamState.RUNNING, StreamState.BACKOFF, StreamState.STOPPING, StreamState.FAILED}
     ),
-    StreamState.RUNNING: frozenset({StreamState.BACKOFF, StreamState.STOPPING}),
+    StreamState.RUNNING: frozenset({StreamState.BACKOFF, StreamState.STOPPING, StreamState.FAILED}),
     StreamState.BACKOFF: frozenset(
         {StreamState.STARTING, StreamState.STOPPING, StreamState.FAILED}
     ),

@@ -25,6 +25,7 @@ from camgate.ffmpeg import (
     Failure,
     FailureReason,
     MediaInfo,
+    classify_probe_failure,
     classify_stderr,
     parse_media_info,
     probe_argv,
@@ -60,7 +61,7 @@ class Stream:
         self._settings = settings
         self._ffmpeg = ffmpeg
         self._bus = bus
-        self.state = StreamState.IDLE
+        self.state = StreamState.STOPPED  # until start(): a camera that is not streaming
         self.live: LiveHls | None = None
         self.media = MediaInfo()
         self.started_at: datetime | None = None
@@ -98,7 +99,7 @@ class Stream:
 
     async def stop(self) -> None:
         """Stop FFmpeg (politely, then forcibly), end every task, drop the HLS output."""
-        if self.state in (StreamState.STOPPED, StreamState.IDLE):
+        if self.state is StreamState.STOPPED:
             return
         self._transition(StreamState.STOPPING)
         self._stop.set()
@@ -191,7 +192,11 @@ class Stream:
         self._stderr.clear()
         info, fast_probe = await self._probe()
         if info is None:
-            attempt.failure = classify_stderr(list(self._stderr), None)
+            attempt.failure = classify_probe_failure(
+                list(self._stderr),
+                time.monotonic() - attempt.started_monotonic,
+                self._settings.rtsp_timeout_s,
+            )
             return attempt
         if self._stop.is_set():
             return attempt

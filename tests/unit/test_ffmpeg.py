@@ -10,6 +10,7 @@ from camgate.errors import InvalidInput
 from camgate.ffmpeg import (
     FailureReason,
     MediaInfo,
+    classify_probe_failure,
     classify_stderr,
     find_ffmpeg,
     parse_media_info,
@@ -132,3 +133,11 @@ def test_copied_h265_is_tagged_hvc1_for_browsers() -> None:
     assert value_after(args, "-c:v") == "copy"
     assert value_after(args, "-tag:v") == "hvc1"
     assert "-tag:v" not in argv(H264_ONLY)
+
+
+def test_a_camera_that_never_answers_is_a_timeout() -> None:
+    lines = ["rtsp://127.0.0.1:9/cam: Invalid data found when processing input"]
+    assert classify_probe_failure(lines, 10.2, 10.0).reason is FailureReason.TIMEOUT
+    assert classify_probe_failure(lines, 0.3, 10.0).reason is FailureReason.UNKNOWN
+    refused = ["Connection to tcp://127.0.0.1:9 failed: Connection refused"]
+    assert classify_probe_failure(refused, 12.0, 10.0).reason is FailureReason.UNREACHABLE

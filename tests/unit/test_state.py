@@ -9,7 +9,7 @@ from camgate.state import InvalidTransition, StreamState, backoff_delay_s, check
 
 def test_normal_life_of_a_stream_is_allowed() -> None:
     path = [
-        StreamState.IDLE,
+        StreamState.STOPPED,
         StreamState.STARTING,
         StreamState.RUNNING,
         StreamState.BACKOFF,
@@ -27,7 +27,7 @@ def test_normal_life_of_a_stream_is_allowed() -> None:
     ("current", "new"),
     [
         (StreamState.STOPPED, StreamState.RUNNING),
-        (StreamState.IDLE, StreamState.RUNNING),
+        (StreamState.BACKOFF, StreamState.RUNNING),
         (StreamState.RUNNING, StreamState.STOPPED),
     ],
 )
