@@ -61,6 +61,7 @@ class MediaInfo:
     audio_rate_hz: int | None = None
     audio_channels: str | None = None
     codecs: str | None = None  # RFC 6381 codecs of camgate's output, once known
+    output_size: str | None = None  # picture size viewers get (differs when re-encoding)
 
     def as_dict(self) -> dict[str, object]:
         video: dict[str, object] = {"codec": self.video_codec, "width": self.width}
@@ -69,6 +70,7 @@ class MediaInfo:
         audio = {"codec": self.audio_codec, "sampleRate": self.audio_rate_hz}
         return {
             "output": self.codecs,
+            "outputSize": self.output_size,
             "video": video if self.video_codec else None,
             "audio": audio if self.audio_codec else None,
         }

@@ -301,11 +301,13 @@ class Stream:
             return
         if isinstance(item, InitSegment):
             live.set_init(item)
+            size = f"{item.width}x{item.height}" if item.width and item.height else None
             self.media = replace(
                 self.media,
                 width=self.media.width or item.width,
                 height=self.media.height or item.height,
                 codecs=item.codecs,
+                output_size=size,
             )
             return
         live.add_fragment(item)

@@ -83,3 +83,6 @@ def test_resource_api_rejects_bad_input_without_changes(server: CamgateServer) -
     assert api.post("/api/cameras/ghost/start").status_code == 404
     assert api.get("/api/cameras").json()["data"]["totalCount"] == 0
     assert api.get("/readyz").json()["checks"] == {"store": True, "manager": True}
+    assert api.get("/docs").status_code == 200
+    paths = api.get("/openapi.json").json()["paths"]
+    assert "/api/streams/service" in paths and "/api/cameras/{camera_id}" in paths

@@ -141,3 +141,9 @@ def test_a_camera_that_never_answers_is_a_timeout() -> None:
     assert classify_probe_failure(lines, 0.3, 10.0).reason is FailureReason.UNKNOWN
     refused = ["Connection to tcp://127.0.0.1:9 failed: Connection refused"]
     assert classify_probe_failure(refused, 12.0, 10.0).reason is FailureReason.UNREACHABLE
+
+
+def test_without_ffmpeg_on_path_the_wheel_binary_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    found = find_ffmpeg(None)
+    assert "imageio_ffmpeg" in found
