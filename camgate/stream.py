@@ -35,6 +35,7 @@ from camgate.fmp4 import Fmp4Error, Fmp4Reader, Fragment, InitSegment
 from camgate.hls.live import LiveHls
 from camgate.hls.segmenter import Segmenter
 from camgate.state import ACTIVE_STATES, StreamState, backoff_delay_s, check_transition
+from camgate.status import stream_status
 
 log = logging.getLogger("camgate.stream")
 
@@ -349,47 +350,5 @@ class Stream:
         return f"/hls/{self.spec.camera_id}/index.m3u8"
 
     def status(self) -> dict[str, Any]:
-        now = datetime.now(UTC)
-        since = self.running_since
-        hls = self._hls_status()
-        return {
-            "cameraId": self.spec.camera_id,
-            "state": str(self.state),
-            "rtspUrl": self.spec.redacted_url,
-            "playback": {
-                "hls": self.playlist_path,
-                "llhls": self.playlist_path,
-                "plainHls": f"{self.playlist_path}?ll=0",
-                "player": f"/watch/{self.spec.camera_id}",
-            },
-            "hlsUrl": self.playlist_path,
-            "startedAt": self.started_at.isoformat() if self.started_at else None,
-            "runningSince": since.isoformat() if since else None,
-            "uptimeSeconds": round((now - since).total_seconds(), 1) if since else 0.0,
-            "restartCount": self.restart_count,
-            "attempt": self.attempt,
-            "lastError": self.last_error,
-            "reason": str(self.last_reason) if self.last_reason else None,
-            "nextRetryAt": self.next_retry_at.isoformat() if self.next_retry_at else None,
-            "overrides": self.spec.overrides.as_dict(),
-            "transcoding": self.spec.overrides.reencode,
-            "codecs": self.media.as_dict(),
-            "bytesReceived": self.bytes_received,
-            "pid": self.pid,
-            "hls": hls,
-        }
-
-    def _hls_status(self) -> dict[str, Any]:
-        """What the in-memory HLS output holds now (memory is bounded by HLS_MAX_SEGMENTS)."""
-        if self.live is None:
-            return {"segments": 0, "parts": 0, "bytesHeld": 0, "lastMediaAgeSeconds": None}
-        stats = self.live.stats()
-        last = stats.get("last_fragment_monotonic")
-        return {
-            "segments": stats.get("segments_held", 0),
-            "parts": stats.get("parts_held", 0),
-            "bytesHeld": stats.get("bytes_held", 0),
-            "fragments": stats.get("fragments_total", 0),
-            "fragmentsDropped": stats.get("fragments_dropped", 0),
-            "lastMediaAgeSeconds": round(time.monotonic() - last, 2) if last else None,
-        }
+        """The stream's status as the API shows it (see `camgate.status`)."""
+        return stream_status(self)
