@@ -139,7 +139,7 @@ class Stream:
         """Wait before the next attempt; False when the stream must not be retried."""
         s = self._settings
         failure = attempt.failure or Failure(FailureReason.UNKNOWN, "ffmpeg ended")
-        self._record_failure(failure)
+        failure = self._record_failure(failure)
         self._bus.publish(
             "exited",
             self.spec.camera_id,
@@ -183,10 +183,12 @@ class Stream:
         self._transition(StreamState.STARTING)
         return True
 
-    def _record_failure(self, failure: Failure) -> None:
-        self.last_reason = failure.reason
+    def _record_failure(self, failure: Failure) -> Failure:
+        """Keep the failure for the status; returns it with the detail redacted."""
         detail = redact_text(failure.detail, self.spec.secrets)
+        self.last_reason = failure.reason
         self.last_error = f"{failure.reason}: {detail}" if detail else str(failure.reason)
+        return Failure(failure.reason, detail)
 
     async def _run_once(self) -> _Attempt:
         attempt = _Attempt(time.monotonic())
@@ -252,7 +254,9 @@ class Stream:
             stop_wait.cancel()
         info = parse_media_info(text)
         if info.video_codec is None:
-            self._stderr.extend(line for line in text.splitlines()[-STDERR_LINES_KEPT:] if line)
+            secrets = self.spec.secrets
+            lines = text.splitlines()[-STDERR_LINES_KEPT:]
+            self._stderr.extend(redact_text(line, secrets) for line in lines if line)
             if "Stream #" in text and info.video_codec is None:
                 self._stderr.append("Stream map '0:v:0' matches no streams")
             return None, True

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from tests.integration.media import decoded_frames, first_segment_file, probe_streams, wait_playlist
 from tests.support.camera import RtspCamera
+from tests.support.events import EventFeed
 from tests.support.ports import free_port
 from tests.support.server import CamgateServer, pids_with_arg, wait_for
 
@@ -143,19 +145,23 @@ def test_credentials_never_leak(make_server, tmp_path: Path) -> None:  # type: i
     password = "Sup3rSecretPw"
     with RtspCamera(port=free_port(), user="viewer", password=password) as cam:
         server = make_server()
-        url = cam.url_with_credentials("viewer", password)
-        assert server.service(cameraId="secure", rtspUrl=url, action="start").status_code == 200
-        status = server.wait_state("secure", {"running"}, 30)
-        assert password not in str(status)
-        assert status["rtspUrl"].startswith("rtsp://***:***@")
-        wrong = cam.url_with_credentials("viewer", "wrong-pass-123")
-        server.service(cameraId="wrong", rtspUrl=wrong, action="start")
-        failing = wait_for(lambda: (s := server.status("wrong"))["reason"] and s, 30, "a reason")
-        assert failing["reason"] == "auth failed"
-        listing = server.client.get("/api/streams/service").text
-        metrics = server.client.get("/metrics").text
-        server.service(cameraId="secure", action="stop")
+        with EventFeed(server) as feed:
+            url = cam.url_with_credentials("viewer", password)
+            assert server.service(cameraId="secure", rtspUrl=url, action="start").status_code == 200
+            status = server.wait_state("secure", {"running"}, 30)
+            assert password not in str(status)
+            assert status["rtspUrl"].startswith("rtsp://***:***@")
+            wrong = cam.url_with_credentials("viewer", "wrong-pass-123")
+            server.service(cameraId="wrong", rtspUrl=wrong, action="start")
+            exited = feed.wait("exited", "wrong", 30)
+            failing = server.status("wrong")
+            assert failing["reason"] == "auth failed" and exited["data"]["reason"] == "auth failed"
+            listing = server.client.get("/api/streams/service").text
+            metrics = server.client.get("/metrics").text
+            server.service(cameraId="secure", action="stop")
+            feed.wait("stopped", "secure", 15)
+            events = json.dumps(feed.seen)
     log = server.log()
-    for text in (listing, metrics, log):
+    for text in (listing, metrics, log, events):
         assert password not in text and "wrong-pass-123" not in text
     assert "secure" in log  # the log did record the stream, by id
