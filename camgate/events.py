@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -66,15 +67,21 @@ class EventBus:
             queue.put_nowait(event)
         return event
 
-    async def stream(self) -> AsyncIterator[Event]:
-        """Every event from now on, until the consumer stops iterating."""
+    @contextmanager
+    def subscription(self) -> Iterator[asyncio.Queue[Event]]:
+        """A bounded queue that receives every event published while the block runs."""
         queue: asyncio.Queue[Event] = asyncio.Queue(self._queue_size)
         self._queues.add(queue)
         try:
-            while True:
-                yield await queue.get()
+            yield queue
         finally:
             self._queues.discard(queue)
+
+    async def stream(self) -> AsyncIterator[Event]:
+        """Every event from the first iteration on, until the consumer stops iterating."""
+        with self.subscription() as queue:
+            while True:
+                yield await queue.get()
 
     @property
     def subscriber_count(self) -> int:

@@ -39,11 +39,14 @@ async def events(request: Request, manager: Manager) -> StreamingResponse:
     """Server-sent events: every stream event as JSON, as it happens."""
 
     async def feed() -> AsyncIterator[str]:
-        yield ": camgate events\n\n"
-        async for event in manager.bus.stream():
-            if await request.is_disconnected():
-                return
-            yield f"event: {event.type}\ndata: {json.dumps(event.as_dict())}\n\n"
+        # Subscribe before the greeting: a client that saw it misses no later event.
+        with manager.bus.subscription() as queue:
+            yield ": camgate events\n\n"
+            while True:
+                event = await queue.get()
+                if await request.is_disconnected():
+                    return
+                yield f"event: {event.type}\ndata: {json.dumps(event.as_dict())}\n\n"
 
     return StreamingResponse(
         feed(),

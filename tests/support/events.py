@@ -31,9 +31,7 @@ class EventFeed:
         self._response = self._client.send(request, stream=True)
         assert self._response.status_code == 200
         self._lines = self._response.iter_lines()
-        assert next(self._lines).startswith(":")  # the greeting comment
-        # The server subscribes right after sending the greeting: give it that moment.
-        time.sleep(0.3)
+        assert next(self._lines).startswith(":")  # the greeting: subscribed from here on
         return self
 
     def __exit__(
