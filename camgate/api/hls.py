@@ -24,8 +24,10 @@ PREFLIGHT_HEADERS = {
     "Access-Control-Allow-Headers": "*",
     "Access-Control-Max-Age": "600",
 }
-# Media URIs repeat after a process restart (counters start again), so caches keep them briefly.
-MEDIA_CACHE = "public, max-age=30"
+# Media URIs repeat whenever a stream is started again (its counters start at 0), so a cached
+# part-0 from the last session would be played against a new init segment: never reuse without
+# asking. Everything is served from memory, so a refetch is cheap.
+MEDIA_CACHE = "no-cache"
 PLAYLIST_CACHE = "no-cache"
 MSN_LOOKAHEAD = 2  # RFC 8216bis 6.2.5.2: _HLS_msn beyond the last segment + 2 is a bad request
 BLOCK_TARGET_DURATIONS = 3  # RFC 8216bis 6.2.5.2: give up after three target durations
