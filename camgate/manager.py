@@ -83,13 +83,18 @@ class StreamManager:
         if self.active_count >= limit:
             raise CapacityReached(f"Maximum concurrent streams reached ({limit})")
 
-    def _launch(self, spec: CameraSpec) -> Stream:
-        """Start a stream for `spec`, reusing the camera's counters if it ran before."""
+    def _register(self, spec: CameraSpec) -> Stream:
+        """A (not yet started) stream for `spec`, keeping the camera's counters if it ran."""
         old = self._streams.get(spec.camera_id)
         stream = Stream(spec, self.settings, self.ffmpeg, self.bus)
         if old is not None:
             stream.restart_count = old.restart_count
         self._streams[spec.camera_id] = stream
+        return stream
+
+    def _launch(self, spec: CameraSpec) -> Stream:
+        """Register and start a stream for `spec`."""
+        stream = self._register(spec)
         stream.start()
         return stream
 
@@ -146,12 +151,7 @@ class StreamManager:
                 if old.spec == spec and enabled:
                     return old
                 await old.stop()
-            if enabled:
-                return self._launch(spec)
-            stream = Stream(spec, self.settings, self.ffmpeg, self.bus)
-            stream.restart_count = old.restart_count if old is not None else 0
-            self._streams[spec.camera_id] = stream
-            return stream
+            return self._launch(spec) if enabled else self._register(spec)
 
     async def delete(self, camera_id: str) -> None:
         """Stop and forget a camera."""
@@ -183,7 +183,7 @@ class StreamManager:
             if record.enabled and self.active_count < self.settings.max_concurrent_streams:
                 self._launch(spec)
             else:
-                self._streams[spec.camera_id] = Stream(spec, self.settings, self.ffmpeg, self.bus)
+                self._register(spec)
         log.info("restored %d cameras, %d streaming", len(records), self.active_count)
 
     async def close(self) -> None:

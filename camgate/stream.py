@@ -317,7 +317,7 @@ class Stream:
             return
         live.add_fragment(item)
         self._last_media = time.monotonic()
-        if self.state is StreamState.STARTING and live.playlist(True) is not None:
+        if self.state is StreamState.STARTING and live.playable(True):
             self._transition(StreamState.RUNNING)
             self.running_since = datetime.now(UTC)
             self._bus.publish("ready", self.spec.camera_id, playlist=self.playlist_path)

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from camgate.api.deps import get_manager
+from camgate.api.deps import Manager
 from camgate.api.seed import check_url, ok
 from camgate.camera import CAMERA_ID_PATTERN, CameraSpec, Overrides
-from camgate.manager import StreamManager
 
 router = APIRouter(prefix="/api/cameras", tags=["cameras"])
 
-Manager = Annotated[StreamManager, Depends(get_manager)]
 CameraId = Annotated[str, Path(pattern=CAMERA_ID_PATTERN)]
 
 

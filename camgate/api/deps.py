@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Annotated
+
+from fastapi import Depends, Request
 
 from camgate.manager import StreamManager
 
@@ -10,3 +12,6 @@ from camgate.manager import StreamManager
 def get_manager(request: Request) -> StreamManager:
     manager: StreamManager = request.app.state.manager
     return manager
+
+
+Manager = Annotated[StreamManager, Depends(get_manager)]

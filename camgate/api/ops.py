@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from camgate.api.deps import get_manager
+from camgate.api.deps import Manager
 from camgate.manager import StreamManager
 from camgate.state import StreamState
 
 router = APIRouter(tags=["operations"])
-Manager = Annotated[StreamManager, Depends(get_manager)]
 
 
 @router.get("/healthz")

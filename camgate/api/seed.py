@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from camgate.api.deps import get_manager
+from camgate.api.deps import Manager
 from camgate.camera import CAMERA_ID_PATTERN, Overrides, validate_rtsp_url
 from camgate.errors import InvalidInput
-from camgate.manager import StreamManager
 
 router = APIRouter(tags=["seed"])
 
@@ -45,9 +44,6 @@ def ok(message: str | None = None, data: Any = None) -> dict[str, Any]:
     if data is not None:
         body["data"] = data
     return body
-
-
-Manager = Annotated[StreamManager, Depends(get_manager)]
 
 
 @router.post("/api/streams/service")
