@@ -9,13 +9,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 
 from camgate import __version__
 from camgate.api import cameras, ops, seed, web
+from camgate.api.auth import Authorizer, authorize
 from camgate.api.errors import install_error_handlers
+from camgate.api.guard import RequestGuard, default_allowed_hosts, split_list
 from camgate.api.hls import create_hls_router
 from camgate.camera_file import DeclaredCamera, load_camera_file
 from camgate.config import Settings
@@ -46,7 +48,15 @@ def create_app(
         finally:
             await manager.close()
 
-    app = FastAPI(title="camgate", version=__version__, lifespan=lifespan)
+    authorizer = Authorizer.from_settings(settings)
+    app = FastAPI(
+        title="camgate",
+        version=__version__,
+        lifespan=lifespan,
+        dependencies=[Depends(authorize)],
+    )
+    app.state.authorizer = authorizer
+    app.state.settings = settings
     install_error_handlers(app)
     app.include_router(seed.router)
     app.include_router(cameras.router)
@@ -55,10 +65,21 @@ def create_app(
         create_hls_router(
             lambda camera_id: app.state.manager.live(camera_id),
             block_timeout_s=settings.hls_block_timeout_s,
+            cors_origins=split_list(settings.cors_origins),
         )
     )
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
+    app.add_middleware(
+        RequestGuard,  # type: ignore[arg-type]
+        authorizer=authorizer,
+        allowed_hosts=[
+            *default_allowed_hosts(settings.host),
+            *split_list(settings.allowed_hosts),
+        ],
+        cors_origins=split_list(settings.cors_origins),
+        max_body_bytes=settings.max_body_bytes,
+    )
     return app
 
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
-from pydantic import BaseModel, ConfigDict, field_validator
+from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from camgate.api.auth import Access, Authorizer, access
 from camgate.api.deps import Manager
 from camgate.api.seed import check_url, ok
 from camgate.camera import CAMERA_ID_PATTERN, CameraSpec, Overrides
+from camgate.config import Settings
 
 router = APIRouter(prefix="/api/cameras", tags=["cameras"])
 
@@ -38,16 +42,19 @@ class RestartBody(BaseModel):
 
 
 @router.get("")
+@access(Access.VIEWER)
 async def list_cameras(manager: Manager) -> dict[str, Any]:
     return ok(data=manager.summary())
 
 
 @router.get("/{camera_id}")
+@access(Access.VIEWER)
 async def get_camera(camera_id: CameraId, manager: Manager) -> dict[str, Any]:
     return ok(data=manager.get(camera_id).status())
 
 
 @router.put("/{camera_id}")
+@access(Access.ADMIN)
 async def put_camera(camera_id: CameraId, body: CameraBody, manager: Manager) -> dict[str, Any]:
     """Create or replace a camera; it streams if `enabled` (the default)."""
     stream = await manager.put(CameraSpec(camera_id, body.rtspUrl, body.overrides), body.enabled)
@@ -55,12 +62,14 @@ async def put_camera(camera_id: CameraId, body: CameraBody, manager: Manager) ->
 
 
 @router.delete("/{camera_id}")
+@access(Access.ADMIN)
 async def delete_camera(camera_id: CameraId, manager: Manager) -> dict[str, Any]:
     await manager.delete(camera_id)
     return ok(f"Camera {camera_id} deleted")
 
 
 @router.post("/{camera_id}/start")
+@access(Access.ADMIN)
 async def start_camera(camera_id: CameraId, manager: Manager) -> dict[str, Any]:
     spec = manager.get(camera_id).spec
     stream = await manager.start(camera_id, spec.url, spec.overrides)
@@ -68,15 +77,47 @@ async def start_camera(camera_id: CameraId, manager: Manager) -> dict[str, Any]:
 
 
 @router.post("/{camera_id}/stop")
+@access(Access.ADMIN)
 async def stop_camera(camera_id: CameraId, manager: Manager) -> dict[str, Any]:
     stream = await manager.stop(camera_id)
     return ok(f"Stream stopped for camera {camera_id}", stream.status())
 
 
 @router.post("/{camera_id}/restart")
+@access(Access.ADMIN)
 async def restart_camera(
     camera_id: CameraId, manager: Manager, body: RestartBody | None = None
 ) -> dict[str, Any]:
     body = body or RestartBody()
     stream = await manager.restart(camera_id, body.rtspUrl, body.overrides)
     return ok(f"Stream restarted for camera {camera_id}", stream.status())
+
+
+class ViewerUrlBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ttlSeconds: int | None = Field(None, ge=10, le=7 * 86400)
+
+
+@router.post("/{camera_id}/viewer-url")
+@access(Access.VIEWER)
+async def viewer_url(
+    camera_id: CameraId, request: Request, manager: Manager, body: ViewerUrlBody | None = None
+) -> dict[str, Any]:
+    """A signed, expiring link to watch one camera without a token (for sharing or embedding)."""
+    manager.get(camera_id)  # 404 for an unknown camera
+    authorizer: Authorizer = request.app.state.authorizer
+    settings: Settings = request.app.state.settings
+    ttl_s = body.ttlSeconds if body and body.ttlSeconds else settings.viewer_url_ttl_s
+    expires_at = int(time.time()) + ttl_s
+    query = authorizer.signer.query(camera_id, expires_at)
+    base = str(request.base_url).rstrip("/")
+    return ok(
+        f"Viewer URL for camera {camera_id}",
+        {
+            "watch": f"{base}/watch/{camera_id}?{query}",
+            "hls": f"{base}/hls/{camera_id}/index.m3u8?{query}",
+            "expiresAt": datetime.fromtimestamp(expires_at, UTC).isoformat(),
+            "ttlSeconds": ttl_s,
+        },
+    )

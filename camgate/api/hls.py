@@ -2,8 +2,9 @@
 
 A thin layer over ``camgate.hls.live.LiveHls``: it parses the blocking-reload query
 (RFC 8216bis 6.2.5.2), awaits the live state and maps misses to HTTP statuses. It never touches
-files, FFmpeg or the segmenter's internals, and it sets CORS itself so players on other origins
-work without app-wide middleware.
+files, FFmpeg or the segmenter's internals. Every route needs a viewer token or a signed viewer
+URL (see ``camgate.api.auth``); a signed playlist carries its signature on to every media URI.
+Cross-origin players are allowed only for the origins in CAMGATE_CORS_ORIGINS.
 """
 
 from __future__ import annotations
@@ -12,16 +13,16 @@ from collections.abc import Callable
 
 from fastapi import APIRouter, Request, Response
 
+from camgate.api.auth import Access, access
 from camgate.api.errors import error_response
+from camgate.api.guard import origin_key
 from camgate.hls.live import LiveHls
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 MEDIA_TYPE = "video/mp4"  # Chromium's MSE via hls.js takes it for init, segments and parts
-CORS_HEADERS = {"Access-Control-Allow-Origin": "*"}
 PREFLIGHT_HEADERS = {
-    **CORS_HEADERS,
     "Access-Control-Allow-Methods": "GET, OPTIONS",
-    "Access-Control-Allow-Headers": "*",
+    "Access-Control-Allow-Headers": "Authorization",
     "Access-Control-Max-Age": "600",
 }
 # Media URIs repeat whenever a stream is started again (its counters start at 0), so a cached
@@ -41,7 +42,7 @@ def parse_int(request: Request, name: str) -> int | None:
     raw = request.query_params.get(name)
     if raw is None:
         return None
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise BadRequest(f"{name} must be a non-negative integer")
     return int(raw)
 
@@ -64,20 +65,40 @@ def wants_low_latency(request: Request) -> bool:
     return query.get("ll") not in ("0", "false", "no") and query.get("mode") != "plain"
 
 
-def media(data: bytes) -> Response:
-    headers = {**CORS_HEADERS, "Cache-Control": MEDIA_CACHE}
-    return Response(content=data, media_type=MEDIA_TYPE, headers=headers)
+class CorsPolicy:
+    """Which web origins may fetch playback responses (none by default)."""
 
+    def __init__(self, origins: list[str]) -> None:
+        self.any = "*" in origins
+        self.keys = {key for origin in origins if (key := origin_key(origin))}
 
-def failure(status: int, message: str) -> Response:
-    return error_response(status, message, dict(CORS_HEADERS))
+    def headers(self, request: Request) -> dict[str, str]:
+        origin = request.headers.get("origin")
+        if origin is None:
+            return {}
+        if self.any:
+            return {"Access-Control-Allow-Origin": "*"}
+        if origin_key(origin) in self.keys:
+            return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+        return {}
 
 
 def create_hls_router(
-    lookup: Callable[[str], LiveHls | None], *, block_timeout_s: float | None = None
+    lookup: Callable[[str], LiveHls | None],
+    *,
+    block_timeout_s: float | None = None,
+    cors_origins: list[str] | None = None,
 ) -> APIRouter:
     """Routes under /hls/{camera_id}/. ``block_timeout_s`` None means three target durations."""
     router = APIRouter()
+    cors = CorsPolicy(cors_origins or [])
+
+    def media(request: Request, data: bytes) -> Response:
+        headers = {**cors.headers(request), "Cache-Control": MEDIA_CACHE}
+        return Response(content=data, media_type=MEDIA_TYPE, headers=headers)
+
+    def failure(request: Request, status: int, message: str) -> Response:
+        return error_response(status, message, cors.headers(request))
 
     def timeout_for(live: LiveHls) -> float:
         if block_timeout_s is not None:
@@ -85,50 +106,65 @@ def create_hls_router(
         return BLOCK_TARGET_DURATIONS * float(live.target_duration)
 
     @router.get("/hls/{camera_id}/index.m3u8")
+    @access(Access.PLAY)
     async def playlist(camera_id: str, request: Request) -> Response:
         live = lookup(camera_id)
         low_latency = wants_low_latency(request)
         if live is None or not live.playable(low_latency):
-            return failure(404, f"camera {camera_id} has no playable stream")
+            return failure(request, 404, f"camera {camera_id} has no playable stream")
         try:
             block = blocking_request(request, live)
         except BadRequest as error:
-            return failure(400, str(error))
+            return failure(request, 400, str(error))
         if block is not None and not await live.wait_for_part(*block, timeout_for(live)):
-            return failure(503, "the requested part did not arrive in time")
-        text = live.playlist(low_latency)
+            return failure(request, 503, "the requested part did not arrive in time")
+        signed = getattr(request.state, "signed_query", "")
+        text = live.playlist(low_latency, uri_query=signed)
         if text is None:
-            return failure(404, f"camera {camera_id} has no playable stream")
-        headers = {**CORS_HEADERS, "Cache-Control": PLAYLIST_CACHE}
+            return failure(request, 404, f"camera {camera_id} has no playable stream")
+        headers = {**cors.headers(request), "Cache-Control": PLAYLIST_CACHE}
         return Response(content=text, media_type=PLAYLIST_TYPE, headers=headers)
 
     @router.get("/hls/{camera_id}/init-{init_id:int}.mp4")
-    async def init(camera_id: str, init_id: int) -> Response:
+    @access(Access.PLAY)
+    async def init(camera_id: str, init_id: int, request: Request) -> Response:
         live = lookup(camera_id)
         data = live.init(init_id) if live is not None else None
-        return media(data) if data is not None else failure(404, f"no init segment {init_id}")
+        if data is None:
+            return failure(request, 404, f"no init segment {init_id}")
+        return media(request, data)
 
     @router.get("/hls/{camera_id}/seg-{msn:int}.m4s")
-    async def segment(camera_id: str, msn: int) -> Response:
+    @access(Access.PLAY)
+    async def segment(camera_id: str, msn: int, request: Request) -> Response:
         live = lookup(camera_id)
         found = live.segment(msn) if live is not None else None
-        return media(found.data) if found is not None else failure(404, f"no segment {msn}")
+        if found is None:
+            return failure(request, 404, f"no segment {msn}")
+        return media(request, found.data)
 
     @router.get("/hls/{camera_id}/part-{index:int}.m4s")
-    async def part(camera_id: str, index: int) -> Response:
+    @access(Access.PLAY)
+    async def part(camera_id: str, index: int, request: Request) -> Response:
         live = lookup(camera_id)
         if live is None:
-            return failure(404, f"camera {camera_id} has no stream")
+            return failure(request, 404, f"camera {camera_id} has no stream")
         found = live.part(index)
         # RFC 8216bis 6.2.6: a request for the preload-hinted part is held until it exists.
         if found is None and index == live.next_part_index:
             if not await live.wait_for_part_index(index, timeout_for(live)):
-                return failure(503, f"part {index} did not arrive in time")
+                return failure(request, 503, f"part {index} did not arrive in time")
             found = live.part(index)
-        return media(found.data) if found is not None else failure(404, f"no part {index}")
+        if found is None:
+            return failure(request, 404, f"no part {index}")
+        return media(request, found.data)
 
     @router.options("/hls/{camera_id}/{name}")
-    async def preflight(camera_id: str, name: str) -> Response:
-        return Response(status_code=204, headers=PREFLIGHT_HEADERS)
+    @access(Access.PUBLIC)
+    async def preflight(camera_id: str, name: str, request: Request) -> Response:
+        allowed = cors.headers(request)
+        if not allowed:
+            return failure(request, 403, "this origin may not play from camgate")
+        return Response(status_code=204, headers={**allowed, **PREFLIGHT_HEADERS})
 
     return router

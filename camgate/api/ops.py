@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from camgate.api.auth import Access, access
 from camgate.api.deps import Manager
 from camgate.manager import StreamManager
 from camgate.state import StreamState
@@ -20,12 +21,14 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz")
+@access(Access.PUBLIC)
 async def healthz() -> dict[str, Any]:
     """The process is alive and answering."""
     return {"success": True, "status": "ok"}
 
 
 @router.get("/readyz")
+@access(Access.PUBLIC)
 async def readyz(manager: Manager) -> JSONResponse:
     """The store answers and the manager accepts work."""
     checks = {"store": manager.store.ping(), "manager": manager.running}
@@ -34,6 +37,7 @@ async def readyz(manager: Manager) -> JSONResponse:
 
 
 @router.get("/api/events")
+@access(Access.VIEWER)
 async def events(request: Request, manager: Manager) -> StreamingResponse:
     """Server-sent events: every stream event as JSON, as it happens."""
 
@@ -88,6 +92,7 @@ class StreamCollector(Collector):
 
 
 @router.get("/metrics")
+@access(Access.VIEWER)
 async def metrics(request: Request) -> Response:
     registry: CollectorRegistry = request.app.state.metrics_registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

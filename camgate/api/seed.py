@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from camgate.api.auth import Access, access
 from camgate.api.deps import Manager
 from camgate.camera import CAMERA_ID_PATTERN, Overrides, validate_rtsp_url
 from camgate.errors import InvalidInput
@@ -47,6 +48,7 @@ def ok(message: str | None = None, data: Any = None) -> dict[str, Any]:
 
 
 @router.post("/api/streams/service")
+@access(Access.ADMIN)
 async def control_stream(request: ServiceRequest, manager: Manager) -> dict[str, Any]:
     """Start, stop or restart one camera's stream."""
     camera_id = request.cameraId
@@ -63,6 +65,7 @@ async def control_stream(request: ServiceRequest, manager: Manager) -> dict[str,
 
 
 @router.get("/api/streams/service")
+@access(Access.VIEWER)
 async def stream_status(
     manager: Manager, cameraId: Annotated[str | None, Query(max_length=64)] = None
 ) -> dict[str, Any]:

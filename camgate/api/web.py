@@ -8,12 +8,15 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
+from camgate.api.auth import Access, access
+
 STATIC_DIR = Path(str(files("camgate.web") / "static"))
 
 router = APIRouter(include_in_schema=False)
 
 
 @router.get("/")
+@access(Access.PUBLIC)
 async def index() -> Response:
     dashboard = STATIC_DIR / "index.html"
     if dashboard.exists():
@@ -22,5 +25,6 @@ async def index() -> Response:
 
 
 @router.get("/watch/{camera_id}")
+@access(Access.PUBLIC)
 async def watch(camera_id: str) -> FileResponse:
     return FileResponse(STATIC_DIR / "watch.html", headers={"Cache-Control": "no-cache"})

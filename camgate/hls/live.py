@@ -144,11 +144,11 @@ class LiveHls:
     def playable(self, low_latency: bool = True) -> bool:
         return is_playable(self.segmenter, low_latency=low_latency)
 
-    def playlist(self, low_latency: bool = True) -> str | None:
+    def playlist(self, low_latency: bool = True, uri_query: str = "") -> str | None:
         """The playlist text, or None while a player could not start from it yet."""
         if not self.playable(low_latency):
             return None
-        return render_media_playlist(self.segmenter, low_latency=low_latency)
+        return render_media_playlist(self.segmenter, low_latency=low_latency, uri_query=uri_query)
 
     def stats(self) -> dict[str, Any]:
         segmenter = self.segmenter

@@ -59,17 +59,25 @@ def listed(source: PlaylistSource, low_latency: bool) -> list[Segment]:
     return segments
 
 
-def render_media_playlist(source: PlaylistSource, *, low_latency: bool = True) -> str:
-    """The media playlist text; ``low_latency=False`` gives plain HLS (no parts, no hints)."""
+def render_media_playlist(
+    source: PlaylistSource, *, low_latency: bool = True, uri_query: str = ""
+) -> str:
+    """The media playlist text; ``low_latency=False`` gives plain HLS (no parts, no hints).
+
+    ``uri_query`` (already URL-encoded, without ``?``) is appended to every media URI, so a
+    signed viewer URL's signature reaches the init segment, segments and parts.
+    """
+    suffix = f"?{uri_query}" if uri_query else ""
     segments = listed(source, low_latency)
     lines = header_lines(source, segments, low_latency)
     previous_init: int | None = None
     for segment in segments:
-        lines += segment_lines(segment, previous_init, low_latency)
+        lines += segment_lines(segment, previous_init, low_latency, suffix)
         previous_init = segment.init_id
     if low_latency:
         # RFC 8216bis 4.4.5.3: hint the part being written so clients can request it early.
-        lines.append(f'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part-{source.next_part_index}.m4s"')
+        hint = f"part-{source.next_part_index}.m4s{suffix}"
+        lines.append(f'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="{hint}"')
     return "\n".join(lines) + "\n"
 
 
@@ -93,29 +101,32 @@ def header_lines(source: PlaylistSource, segments: list[Segment], low_latency: b
     return lines
 
 
-def segment_lines(segment: Segment, previous_init: int | None, low_latency: bool) -> list[str]:
+def segment_lines(
+    segment: Segment, previous_init: int | None, low_latency: bool, suffix: str = ""
+) -> list[str]:
     lines: list[str] = []
     if segment.discontinuity:
         lines.append("#EXT-X-DISCONTINUITY")
     if segment.init_id != previous_init:
         # RFC 8216bis 4.4.4.5: a new EXT-X-MAP follows a discontinuity with a new init segment.
-        lines.append(f'#EXT-X-MAP:URI="init-{segment.init_id}.mp4"')
+        lines.append(f'#EXT-X-MAP:URI="init-{segment.init_id}.mp4{suffix}"')
     lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{format_date_time(segment.program_date_time)}")
     if low_latency:
         lines += [
-            part_line(part.duration_s, part.index, part.independent) for part in segment.parts
+            part_line(part.duration_s, part.index, part.independent, suffix)
+            for part in segment.parts
         ]
     if segment.complete:
         lines.append(f"#EXTINF:{format_s(segment.duration_s, 5)},")
-        lines.append(f"seg-{segment.msn}.m4s")
+        lines.append(f"seg-{segment.msn}.m4s{suffix}")
     return lines
 
 
-def part_line(duration_s: float, index: int, independent: bool) -> str:
+def part_line(duration_s: float, index: int, independent: bool, suffix: str = "") -> str:
     # RFC 8216bis 4.4.4.9: INDEPENDENT=YES only where the part starts with a keyframe; hls.js
     # treats every part as independent when none is marked (LLHLS-NOTES.md).
     flag = ",INDEPENDENT=YES" if independent else ""
-    return f'#EXT-X-PART:DURATION={format_s(duration_s, 5)},URI="part-{index}.m4s"{flag}'
+    return f'#EXT-X-PART:DURATION={format_s(duration_s, 5)},URI="part-{index}.m4s{suffix}"{flag}'
 
 
 def format_s(seconds: float, decimals: int) -> str:

@@ -46,9 +46,13 @@ def camera() -> Camera:
     return Camera()
 
 
-def client_for(cameras: dict[str, LiveHls], block_timeout_s: float) -> httpx.AsyncClient:
+def client_for(
+    cameras: dict[str, LiveHls], block_timeout_s: float, cors_origins: list[str] | None = None
+) -> httpx.AsyncClient:
     app = FastAPI()
-    app.include_router(create_hls_router(cameras.get, block_timeout_s=block_timeout_s))
+    app.include_router(
+        create_hls_router(cameras.get, block_timeout_s=block_timeout_s, cors_origins=cors_origins)
+    )
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://camgate")
 
 
@@ -72,7 +76,7 @@ async def test_playlist_headers_and_body(camera: Camera, client: httpx.AsyncClie
     assert response.status_code == 200
     assert response.headers["content-type"].startswith(PLAYLIST_TYPE)
     assert response.headers["cache-control"] == "no-cache"
-    assert response.headers["access-control-allow-origin"] == "*"
+    assert "access-control-allow-origin" not in response.headers  # no CORS unless configured
     assert response.text == camera.live.playlist()
     assert "#EXT-X-PART:" in response.text
 
@@ -103,7 +107,7 @@ async def test_media_is_served_from_memory(camera: Camera, client: httpx.AsyncCl
         assert response.content == body
         assert response.headers["content-type"] == "video/mp4"
         assert response.headers["cache-control"] == "no-cache"  # URIs repeat across sessions
-        assert response.headers["access-control-allow-origin"] == "*"
+        assert "access-control-allow-origin" not in response.headers
 
 
 @pytest.mark.parametrize(
@@ -123,7 +127,6 @@ async def test_misses_are_404_json(camera: Camera, client: httpx.AsyncClient, ur
 
     assert response.status_code == 404
     assert response.json()["success"] is False and response.json()["error"]
-    assert response.headers["access-control-allow-origin"] == "*"
 
 
 @pytest.mark.parametrize(
@@ -155,7 +158,6 @@ async def test_blocking_reload_times_out_with_503(camera: Camera) -> None:
     async with client_for({"cam": camera.live}, 0.05) as http:
         response = await http.get(f"/hls/cam/index.m3u8?_HLS_msn={msn}&_HLS_part={part}")
     assert response.status_code == 503
-    assert response.headers["access-control-allow-origin"] == "*"
 
 
 async def test_blocking_reload_returns_when_the_part_arrives(
@@ -191,11 +193,34 @@ async def test_hinted_part_is_held_until_complete(
     assert response.content == arrived.data
 
 
-async def test_preflight_is_answered(client: httpx.AsyncClient) -> None:
-    response = await client.options(
-        "/hls/cam/index.m3u8",
-        headers={"Origin": "http://player", "Access-Control-Request-Method": "GET"},
-    )
-    assert response.status_code == 204
-    assert response.headers["access-control-allow-origin"] == "*"
-    assert "GET" in response.headers["access-control-allow-methods"]
+async def test_preflight_and_cors_only_for_configured_origins(camera: Camera) -> None:
+    camera.segments(1)
+    preflight = {"Access-Control-Request-Method": "GET"}
+    async with client_for({"cam": camera.live}, 1.0, ["https://nvr.example"]) as http:
+        allowed = await http.options(
+            "/hls/cam/index.m3u8", headers={"Origin": "https://nvr.example", **preflight}
+        )
+        foreign = await http.options(
+            "/hls/cam/index.m3u8", headers={"Origin": "https://evil.example", **preflight}
+        )
+        media = await http.get("/hls/cam/index.m3u8", headers={"Origin": "https://nvr.example"})
+        other = await http.get("/hls/cam/index.m3u8", headers={"Origin": "https://evil.example"})
+
+    assert allowed.status_code == 204
+    assert allowed.headers["access-control-allow-origin"] == "https://nvr.example"
+    assert "GET" in allowed.headers["access-control-allow-methods"]
+    assert "Authorization" in allowed.headers["access-control-allow-headers"]
+    assert foreign.status_code == 403
+    assert "access-control-allow-origin" not in foreign.headers
+    assert media.headers["access-control-allow-origin"] == "https://nvr.example"
+    assert "access-control-allow-origin" not in other.headers
+
+
+async def test_unicode_digits_in_blocking_query_are_400(
+    camera: Camera, client: httpx.AsyncClient
+) -> None:
+    camera.segments(1)
+    for query in ("_HLS_msn=%C2%B2", "_HLS_msn=%D9%A3", "_HLS_msn=0&_HLS_part=%C2%B9"):
+        response = await client.get(f"/hls/cam/index.m3u8?{query}")
+        assert response.status_code == 400, query
+        assert "_HLS_" in response.json()["error"]

@@ -1,7 +1,9 @@
 // The camgate dashboard at /: every camera's health, live previews, and the camera actions.
 //
-// Updates arrive as server-sent events (/api/events); each event refreshes the one camera it
-// names. While the event stream is down the page polls the whole list every POLL_S seconds.
+// Updates arrive as server-sent events (/api/events, read with fetch so that the API token goes
+// in a header); each event refreshes the one camera it names. While the event stream is down
+// the page polls the whole list every POLL_S seconds. When camgate asks for a token (401) the
+// page shows the token form; the token is kept by auth.js, never put in a URL.
 // Nothing from the API or the user is ever inserted as HTML: text goes in with textContent.
 // The URL the user types is sent once and never shown; cards show the API's redacted URL.
 // Tests read window.camgateDashboard.stats().
@@ -42,6 +44,8 @@
   const form = document.getElementById("add-form");
   const addError = document.getElementById("add-error");
   const template = document.getElementById("card-template");
+  const tokenForm = document.getElementById("token-form");
+  const tokenNote = document.getElementById("token-note");
 
   const cards = new Map(); // cameraId -> card (see makeCard)
   // cameraId -> when its card was removed: answers to requests sent before that are stale and
@@ -49,7 +53,7 @@
   const removedAtMs = new Map();
   const counters = { events: 0, polls: 0, refreshes: 0 };
   let link = "connecting";
-  let source = null;
+  let events = null; // AbortController of the open event stream
   let pollTimer = null;
   let reopenTimer = null;
 
@@ -65,7 +69,11 @@
 
   // Resolves with the envelope's data; rejects with an Error carrying the API's message.
   async function api(method, path, body) {
-    const init = { method, headers: { Accept: "application/json" }, cache: "no-store" };
+    const init = {
+      method,
+      headers: CamgateAuth.headers({ Accept: "application/json" }),
+      cache: "no-store",
+    };
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
@@ -84,6 +92,7 @@
     }
     if (envelope && envelope.success === true) return envelope.data;
     const message = envelope && typeof envelope.error === "string" ? envelope.error : null;
+    if (response.status === 401) askForToken(message);
     const error = new Error(message || `HTTP ${response.status} ${response.statusText}`.trim());
     error.status = response.status;
     throw error;
@@ -397,36 +406,101 @@
     refreshSummarySoon();
   }
 
+  function onEventsOpen() {
+    setLink("live");
+    startPolling(LIVE_REFRESH_S);
+    // Whatever happened while we were not listening.
+    refreshAll();
+  }
+
+  function onEventsLost() {
+    events = null;
+    if (link !== "polling") {
+      setLink("polling");
+      startPolling(POLL_S);
+      refreshAll();
+    }
+    if (reopenTimer === null) {
+      reopenTimer = setTimeout(() => {
+        reopenTimer = null;
+        openEvents();
+      }, SSE_REOPEN_S * 1000);
+    }
+  }
+
+  // One `event:`/`data:` block of the stream (text/event-stream framing).
+  function dispatchBlock(block) {
+    let type = "message";
+    const data = [];
+    for (const line of block.split("\n")) {
+      if (line.startsWith("event:")) type = line.slice(6).trim();
+      else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+    }
+    if (data.length && EVENT_TYPES.includes(type)) onEvent({ data: data.join("\n") });
+  }
+
+  async function readEvents(controller) {
+    const response = await fetch(apiUrl("/events"), {
+      headers: CamgateAuth.headers({ Accept: "text/event-stream" }),
+      cache: "no-store",
+      signal: controller.signal,
+    });
+    if (response.status === 401) askForToken(null);
+    if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
+    onEventsOpen();
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer = (buffer + value).replace(/\r\n?/g, "\n");
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        dispatchBlock(buffer.slice(0, end));
+        buffer = buffer.slice(end + 2);
+      }
+    }
+  }
+
   function openEvents() {
-    if (typeof EventSource === "undefined") {
+    if (typeof ReadableStream === "undefined" || typeof TextDecoderStream === "undefined") {
       setLink("polling");
       startPolling(POLL_S);
       return;
     }
-    source = new EventSource(apiUrl("/events"));
-    for (const type of EVENT_TYPES) source.addEventListener(type, onEvent);
-    source.addEventListener("open", () => {
-      setLink("live");
-      startPolling(LIVE_REFRESH_S);
-      // Whatever happened while we were not listening.
-      refreshAll();
-    });
-    source.addEventListener("error", () => {
-      if (link !== "polling") {
-        setLink("polling");
-        startPolling(POLL_S);
-        refreshAll();
-      }
-      // EventSource reconnects by itself unless the server answered with an error; then it
-      // gives up (CLOSED) and we open a new one later.
-      if (source.readyState === EventSource.CLOSED && reopenTimer === null) {
-        reopenTimer = setTimeout(() => {
-          reopenTimer = null;
-          openEvents();
-        }, SSE_REOPEN_S * 1000);
-      }
-    });
+    if (events) events.abort();
+    const controller = new AbortController();
+    events = controller;
+    readEvents(controller)
+      .catch(() => {})
+      .finally(() => {
+        if (events === controller) onEventsLost();
+      });
   }
+
+  // ----- token -----------------------------------------------------------------------------
+
+  function askForToken(message) {
+    tokenNote.textContent = CamgateAuth.token()
+      ? `That token was not accepted${message ? ` (${message})` : ""}. Enter another.`
+      : "camgate needs an API token (CAMGATE_API_TOKENS on the server).";
+    if (tokenForm.hidden) {
+      tokenForm.hidden = false;
+      tokenForm.elements.token.focus();
+    }
+  }
+
+  tokenForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const value = tokenForm.elements.token.value.trim();
+    if (!value) return;
+    CamgateAuth.setToken(value);
+    tokenForm.reset();
+    tokenForm.hidden = true;
+    for (const card of cards.values()) stopPreview(card);
+    refreshAll();
+    openEvents();
+  });
 
   // ----- previews --------------------------------------------------------------------------
 
@@ -464,12 +538,14 @@
 
   function startPreview(card) {
     const video = card.el.video;
-    const hls = new Hls({
-      lowLatencyMode: true,
-      backBufferLength: 4,
-      maxBufferLength: 6,
-      maxLiveSyncPlaybackRate: 1.2,
-    });
+    const hls = new Hls(
+      CamgateAuth.hlsConfig({
+        lowLatencyMode: true,
+        backBufferLength: 4,
+        maxBufferLength: 6,
+        maxLiveSyncPlaybackRate: 1.2,
+      }),
+    );
     const preview = { hls, retryTimer: null, recovered: false };
     card.preview = preview;
     hls.on(Hls.Events.MANIFEST_PARSED, () => {

@@ -3,6 +3,9 @@
 //   ll=0       plain HLS: the playlist without parts, hls.js without low-latency mode
 //   latency=1  overlay with the glass-to-glass latency read from the test camera's timecode
 //   engine     force hls.js or the browser's own HLS player (default: hls.js wherever it runs)
+//   exp, sig   a signed viewer URL (POST /api/cameras/<id>/viewer-url): passed on to the
+//              playlist, which passes it on to every segment; otherwise the API token that
+//              this browser keeps (auth.js) is sent as a header
 //
 // A camera that drops and comes back must not need a page reload: fatal errors tear the player
 // down and build a new one after a back-off, for as long as the page is open.
@@ -48,12 +51,20 @@
       lowLatency: query.get("ll") !== "0",
       latencyOverlay: query.get("latency") === "1",
       engine: query.get("engine") || "auto",
+      signature: query.has("sig") ? { exp: query.get("exp") || "", sig: query.get("sig") } : null,
     };
   }
 
   function playlistUrl() {
     const url = `${options.basePath}/hls/${encodeURIComponent(options.cameraId)}/index.m3u8`;
-    return options.lowLatency ? url : `${url}?ll=0`;
+    const query = new URLSearchParams();
+    if (!options.lowLatency) query.set("ll", "0");
+    if (options.signature) {
+      query.set("exp", options.signature.exp);
+      query.set("sig", options.signature.sig);
+    }
+    const text = query.toString();
+    return text ? `${url}?${text}` : url;
   }
 
   function setState(next, detail) {
@@ -94,7 +105,8 @@
   }
 
   function startHlsjs() {
-    hls = new Hls(hlsConfig());
+    // With a signed URL the signature is the credential; otherwise send this browser's token.
+    hls = new Hls(options.signature ? hlsConfig() : CamgateAuth.hlsConfig(hlsConfig()));
     hls.on(Hls.Events.ERROR, onHlsError);
     hls.on(Hls.Events.MANIFEST_PARSED, () => playVideo());
     hls.loadSource(playlistUrl());
@@ -104,6 +116,17 @@
   function onHlsError(_event, data) {
     recordError("hls.js", `${data.type}/${data.details}`, data.fatal);
     if (!data.fatal) return;
+    const code = data.response && data.response.code;
+    if (code === 401 || code === 403) {
+      teardown();
+      setState(
+        "error",
+        code === 401
+          ? "not authorised: sign in on the dashboard or use a signed viewer link"
+          : "this viewer link is expired or invalid: ask for a new one",
+      );
+      return;
+    }
     const sinceRecoveryS = (Date.now() - lastMediaRecoveryMs) / 1000;
     if (data.type === Hls.ErrorTypes.MEDIA_ERROR && sinceRecoveryS > MEDIA_RECOVERY_WINDOW_S) {
       lastMediaRecoveryMs = Date.now();
@@ -113,7 +136,24 @@
     scheduleRebuild(data.details);
   }
 
-  function startNative() {
+  // The browser's own player cannot send a header: trade this browser's token for a signed URL.
+  async function signatureFromToken() {
+    const id = encodeURIComponent(options.cameraId);
+    const response = await fetch(`${options.basePath}/api/cameras/${id}/viewer-url`, {
+      method: "POST",
+      headers: CamgateAuth.headers({ "Content-Type": "application/json" }),
+      body: "{}",
+      cache: "no-store",
+    });
+    if (!response.ok) return null;
+    const hlsUrl = new URL((await response.json()).data.hls, window.location.href);
+    return { exp: hlsUrl.searchParams.get("exp"), sig: hlsUrl.searchParams.get("sig") };
+  }
+
+  async function startNative() {
+    if (!options.signature && CamgateAuth.token()) {
+      options.signature = await signatureFromToken().catch(() => null);
+    }
     video.src = playlistUrl();
     video.load();
     playVideo();
