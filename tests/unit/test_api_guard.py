@@ -125,7 +125,7 @@ def test_chunked_body_over_the_limit_is_refused(client: TestClient) -> None:
 
 
 def test_validation_errors_stay_small(client: TestClient) -> None:
-    body = {"rtspUrl": "rtsp://127.0.0.1:9/x", **{f"unknown_key_{i}" * 3: 1 for i in range(2000)}}
+    body = {"rtspUrl": "rtsp://127.0.0.1:9/x", **{f"unknown_key_{i}": 1 for i in range(2000)}}
     reply = client.put("/api/cameras/door", json=body)
     assert reply.status_code == 400
     assert len(reply.content) < 1500
