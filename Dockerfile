@@ -5,10 +5,12 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md SECURITY.md ./
 COPY camgate ./camgate
 RUN pip install --no-cache-dir . && mkdir -p /data && chown nobody /data
 
+# Listening on every address of the container: camgate refuses to start until an API token is
+# given (docker run -e CAMGATE_API_TOKENS=admin:... or CAMGATE_API_TOKENS_FILE), see SECURITY.md.
 ENV CAMGATE_HOST=0.0.0.0 \
     CAMGATE_PORT=8080 \
     CAMGATE_DATA_DIR=/data
