@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import socket
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -72,7 +73,8 @@ def is_ip_literal(name: str) -> bool:
 
 
 def default_allowed_hosts(bound_host: str) -> list[str]:
-    names = list(LOCAL_NAMES)
+    """Localhost names, the machine's own name, and the name camgate was told to bind."""
+    names = [*LOCAL_NAMES, socket.gethostname().lower()]
     if bound_host and not is_ip_literal(bound_host) and bound_host not in ("0.0.0.0", "::"):
         names.append(bound_host.lower())
     return names

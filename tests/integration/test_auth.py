@@ -7,6 +7,7 @@ an access level is caught here (it then needs an admin token, the safe default).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -255,3 +256,51 @@ def _closed_by_peer(conn: socket.socket) -> bool:
 def camera() -> Iterator[RtspCamera]:
     with RtspCamera(port=free_port(), gop_s=1.0) as cam:
         yield cam
+
+
+def rss_bytes(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/status").read_text().split("VmRSS:")[1].split()
+    return int(fields[0]) * 1024
+
+
+def send_until_answered(conn: socket.socket, pieces: Iterator[bytes]) -> bytes:
+    """Send `pieces` until the server answers or stops reading; return its reply head."""
+    reply = b""
+    conn.setblocking(False)
+    for piece in pieces:
+        with contextlib.suppress(BlockingIOError):
+            reply += conn.recv(4096)
+        if b"\r\n\r\n" in reply:
+            break
+        try:
+            conn.setblocking(True)
+            conn.sendall(piece)
+            conn.setblocking(False)
+        except OSError:
+            break  # the server closed the connection
+    conn.settimeout(5)
+    while b"\r\n\r\n" not in reply and (data := conn.recv(4096)):
+        reply += data
+    return reply
+
+
+def test_ten_megabyte_body_is_refused_fast(server: CamgateServer) -> None:
+    assert server.process is not None
+    before = rss_bytes(server.process.pid)
+    chunk = b"x" * 65536
+    bodies = {
+        b"Content-Length: 10485760": (chunk for _ in range(160)),
+        b"Transfer-Encoding: chunked": (b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(160)),
+    }
+    for framing, pieces in bodies.items():
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+            conn.sendall(
+                b"PUT /api/cameras/big HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/json\r\n" + framing + b"\r\n\r\n"
+            )
+            started = time.monotonic()
+            reply = send_until_answered(conn, pieces)
+        assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
+        assert time.monotonic() - started < 2.0, framing
+    assert rss_bytes(server.process.pid) - before < 30 * 1024 * 1024
+    assert server.client.get("/api/cameras/big").status_code == 404
