@@ -61,7 +61,7 @@ def _parse_camera(path: Path, name: yaml.Node, body: yaml.Node) -> DeclaredCamer
     except (ValidationError, TypeError) as error:
         detail = error.errors()[0] if isinstance(error, ValidationError) else None
         field = f".{detail['loc'][0]}" if detail and detail["loc"] else ""
-        message = detail["msg"] if detail else "must be a mapping"
+        message = detail["msg"].removeprefix("Value error, ") if detail else "must be a mapping"
         raise _fail(path, fields["overrides"][1], f"{where}.overrides{field}: {message}") from None
     try:
         spec = CameraSpec(camera_id, str(_scalar(url_node)), overrides)

@@ -6,6 +6,7 @@ reads `os.environ`: the one `Settings` object is passed to whoever needs it.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,6 +16,40 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from camgate.errors import InvalidInput
 
 LogLevel = Literal["debug", "info", "warning", "error"]
+
+# Encoding limits, shared by the DEFAULT_* settings and the per-camera overrides. ASCII digits
+# only: Python's `\d` also matches other scripts' digits, which FFmpeg refuses.
+# Bits per second as FFmpeg reads `-b:v`: k/K is 1000, M is 1000000 (a lower-case m would be
+# milli); 16k to 100M is the range where x264's rate control works.
+BITRATE_PATTERN = r"^[1-9][0-9]{0,8}[kKM]?$"
+_BITRATE_UNITS = {"": 1, "k": 1000, "K": 1000, "M": 1_000_000}
+MIN_VIDEO_BITRATE, MAX_VIDEO_BITRATE = 16_000, 100_000_000
+# WIDTHxHEIGHT, both even (4:2:0 chroma), 16x16 to 7680x4320 (8K, x264 level 6.2).
+RESOLUTION_PATTERN = r"^[1-9][0-9]{1,3}x[1-9][0-9]{1,3}$"
+MAX_WIDTH, MAX_HEIGHT, MIN_SIDE = 7680, 4320, 16
+
+
+def check_video_bitrate(value: str) -> str:
+    """`value` if it is a bitrate camgate can give x264, else ValueError saying what is."""
+    match = re.fullmatch(BITRATE_PATTERN, value)
+    if match:
+        digits, unit = value.rstrip("kKM"), value[len(value.rstrip("kKM")) :]
+        if MIN_VIDEO_BITRATE <= int(digits) * _BITRATE_UNITS[unit] <= MAX_VIDEO_BITRATE:
+            return value
+    raise ValueError("must be bits per second from 16k to 100M: ASCII digits, then k or M")
+
+
+def check_resolution(value: str) -> str:
+    """`value` if it is WIDTHxHEIGHT within x264's limits, else ValueError saying what is."""
+    if re.fullmatch(RESOLUTION_PATTERN, value):
+        width, height = (int(side) for side in value.split("x"))
+        if (
+            MIN_SIDE <= width <= MAX_WIDTH
+            and MIN_SIDE <= height <= MAX_HEIGHT
+            and width % 2 == height % 2 == 0
+        ):
+            return value
+    raise ValueError("must be WIDTHxHEIGHT in ASCII digits, both even, 16x16 to 7680x4320")
 
 
 class Settings(BaseSettings):
@@ -39,12 +74,8 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", alias="CAMGATE_HOST", min_length=1)
     port: int = Field(8080, alias="CAMGATE_PORT", ge=1, le=65535)
     stream_cleanup_interval_s: float = Field(10.0, alias="STREAM_CLEANUP_INTERVAL", gt=0, le=3600)
-    default_video_bitrate: str = Field(
-        "2000k", alias="DEFAULT_VIDEO_BITRATE", pattern=r"^\d+[kKmM]?$"
-    )
-    default_resolution: str | None = Field(
-        None, alias="DEFAULT_RESOLUTION", pattern=r"^\d{2,5}x\d{2,5}$"
-    )
+    default_video_bitrate: str = Field("2000k", alias="DEFAULT_VIDEO_BITRATE")
+    default_resolution: str | None = Field(None, alias="DEFAULT_RESOLUTION")
     stop_timeout_s: float = Field(5.0, alias="STOP_TIMEOUT", gt=0, le=60)
     rtsp_timeout_s: float = Field(10.0, alias="RTSP_TIMEOUT", ge=1, le=120)
     stall_timeout_s: float = Field(15.0, alias="STALL_TIMEOUT", ge=2, le=600)
@@ -53,6 +84,29 @@ class Settings(BaseSettings):
     restart_max_attempts: int = Field(0, alias="RESTART_MAX_ATTEMPTS", ge=0)
     healthy_after_s: float = Field(30.0, alias="HEALTHY_AFTER", gt=0, le=3600)
     hls_block_timeout_s: float = Field(6.0, alias="HLS_BLOCK_TIMEOUT", ge=1, le=60)
+    max_cameras: int = Field(256, alias="MAX_CAMERAS", ge=1, le=100_000)
+    # Security (see SECURITY.md). Tokens: "admin:TOKEN", "viewer:TOKEN" or a bare admin TOKEN.
+    api_tokens: str = Field("", alias="CAMGATE_API_TOKENS", repr=False)
+    api_tokens_file: Path | None = Field(None, alias="CAMGATE_API_TOKENS_FILE")
+    allow_insecure: bool = Field(False, alias="CAMGATE_ALLOW_INSECURE")
+    allowed_hosts: str = Field("", alias="CAMGATE_ALLOWED_HOSTS")
+    cors_origins: str = Field("", alias="CAMGATE_CORS_ORIGINS")
+    viewer_secret: str = Field("", alias="CAMGATE_VIEWER_SECRET", repr=False)
+    viewer_url_ttl_s: int = Field(3600, alias="CAMGATE_VIEWER_URL_TTL", ge=10, le=7 * 86400)
+    max_body_bytes: int = Field(65536, alias="MAX_BODY_BYTES", ge=1024, le=16 * 1024 * 1024)
+    max_connections: int = Field(1000, alias="MAX_CONNECTIONS", ge=8, le=100_000)
+    keepalive_timeout_s: int = Field(5, alias="KEEPALIVE_TIMEOUT", ge=1, le=300)
+    header_timeout_s: float = Field(10.0, alias="REQUEST_HEADER_TIMEOUT", ge=1, le=300)
+
+    @field_validator("default_video_bitrate")
+    @classmethod
+    def _bitrate(cls, value: str) -> str:
+        return check_video_bitrate(value)
+
+    @field_validator("default_resolution")
+    @classmethod
+    def _resolution(cls, value: str | None) -> str | None:
+        return None if value is None else check_resolution(value)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -67,7 +121,14 @@ class Settings(BaseSettings):
     def _normalise_format(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("ffmpeg_path", "log_file", "config_file", "default_resolution", mode="before")
+    @field_validator(
+        "ffmpeg_path",
+        "log_file",
+        "config_file",
+        "default_resolution",
+        "api_tokens_file",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

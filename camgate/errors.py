@@ -30,5 +30,9 @@ class CapacityReached(CamgateError):
         self.retry_after_s = retry_after_s
 
 
+class TooManyCameras(CamgateError):
+    """MAX_CAMERAS cameras exist already: a new one needs a delete first (HTTP 409)."""
+
+
 class StoreError(CamgateError):
     """The desired-state store cannot be opened, read or written."""

@@ -1,8 +1,9 @@
 """The stream service: one `StreamManager` per process owns every camera's `Stream`.
 
-It enforces one stream per camera and MAX_CONCURRENT_STREAMS, persists desired state before it
-acknowledges a change, publishes events and stops everything on shutdown. It knows nothing of
-HTTP: the API, the CLI and library users call the same methods.
+It enforces one stream per camera, MAX_CAMERAS and MAX_CONCURRENT_STREAMS, runs the operations
+on one camera one after another, persists desired state before it acknowledges a change,
+publishes events and stops everything on shutdown. It knows nothing of HTTP: the API, the CLI
+and library users call the same methods.
 """
 
 from __future__ import annotations
@@ -11,12 +12,21 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic import ValidationError
 
 from camgate.camera import CameraSpec, Overrides, validate_camera_id
 from camgate.camera_file import DeclaredCamera
 from camgate.config import Settings
-from camgate.errors import AlreadyRunning, CapacityReached, NotFound
+from camgate.errors import (
+    AlreadyRunning,
+    CapacityReached,
+    InvalidInput,
+    NotFound,
+    TooManyCameras,
+)
 from camgate.events import EventBus
 from camgate.ffmpeg import find_ffmpeg
 from camgate.hls.live import LiveHls
@@ -24,6 +34,50 @@ from camgate.store import CameraRecord, MemoryStore, Store
 from camgate.stream import Stream
 
 log = logging.getLogger("camgate.manager")
+
+
+@dataclass
+class _LockEntry:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+class CameraLocks:
+    """One lock per camera id, kept exactly while someone holds or waits for it.
+
+    Counting the users, instead of dropping a lock when a camera is deleted, means a request
+    waiting on it is never left holding a lock that a newcomer no longer sees; and an id that
+    was only asked about (a stop of an unknown camera) leaves nothing behind.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, _LockEntry] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @asynccontextmanager
+    async def hold(self, camera_id: str) -> AsyncIterator[None]:
+        entry = self._entries.setdefault(camera_id, _LockEntry())
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._entries[camera_id]
+
+
+def spec_from_record(record: CameraRecord) -> CameraSpec:
+    """The camera a stored row describes; `InvalidInput` naming the field if it is invalid."""
+    try:
+        overrides = Overrides.model_validate(record.overrides)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in ("overrides", *first["loc"]))
+        raise InvalidInput(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
+    return CameraSpec(record.camera_id, record.url, overrides)
 
 
 class StreamManager:
@@ -37,7 +91,7 @@ class StreamManager:
         self.store: Store = store or MemoryStore()
         self.ffmpeg = find_ffmpeg(settings.ffmpeg_path)
         self._streams: dict[str, Stream] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = CameraLocks()
         self._closed = False
 
     # ----- queries ---------------------------------------------------------------------------
@@ -72,11 +126,13 @@ class StreamManager:
         }
 
     # ----- commands --------------------------------------------------------------------------
-    @asynccontextmanager
-    async def _camera_lock(self, camera_id: str) -> AsyncIterator[None]:
-        lock = self._locks.setdefault(camera_id, asyncio.Lock())
-        async with lock:
-            yield
+    def _check_new_camera(self, camera_id: str) -> None:
+        """Refuse a camera that does not exist yet once MAX_CAMERAS exist."""
+        limit = self.settings.max_cameras
+        if camera_id not in self._streams and len(self._streams) >= limit:
+            raise TooManyCameras(
+                f"Camera limit reached (MAX_CAMERAS={limit}): delete a camera first"
+            )
 
     def _check_capacity(self) -> None:
         limit = self.settings.max_concurrent_streams
@@ -101,19 +157,28 @@ class StreamManager:
     async def start(self, camera_id: str, url: str, overrides: Overrides | None = None) -> Stream:
         """Start a camera; 409 if it runs, 503 at the limit. Persisted before it returns."""
         spec = CameraSpec(validate_camera_id(camera_id), url, overrides or Overrides())
-        async with self._camera_lock(camera_id):
-            current = self._streams.get(camera_id)
-            if current is not None and current.active:
-                raise AlreadyRunning(f"Stream already running for camera {camera_id}")
-            self._check_capacity()
-            self._persist(spec, enabled=True)
-            stream = self._launch(spec)
-        log.info("stream requested", extra={"camera": camera_id})
+        async with self._locks.hold(camera_id):
+            return self._start_locked(spec)
+
+    async def start_known(self, camera_id: str) -> Stream:
+        """Start a camera that exists, with its own URL and overrides; 404 if it does not."""
+        async with self._locks.hold(camera_id):
+            return self._start_locked(self.get(camera_id).spec)
+
+    def _start_locked(self, spec: CameraSpec) -> Stream:
+        current = self._streams.get(spec.camera_id)
+        if current is not None and current.active:
+            raise AlreadyRunning(f"Stream already running for camera {spec.camera_id}")
+        self._check_new_camera(spec.camera_id)
+        self._check_capacity()
+        self._persist(spec, enabled=True)
+        stream = self._launch(spec)
+        log.info("stream requested", extra={"camera": spec.camera_id})
         return stream
 
     async def stop(self, camera_id: str) -> Stream:
         """Stop a camera's stream (its settings are kept for a later start or restart)."""
-        async with self._camera_lock(camera_id):
+        async with self._locks.hold(camera_id):
             stream = self.get(camera_id)
             self.store.set_enabled(camera_id, False)
             await stream.stop()
@@ -123,7 +188,7 @@ class StreamManager:
         self, camera_id: str, url: str | None = None, overrides: Overrides | None = None
     ) -> Stream:
         """Stop and start again, reusing the last URL and overrides unless new ones are given."""
-        async with self._camera_lock(camera_id):
+        async with self._locks.hold(camera_id):
             old = self.get(camera_id)
             spec = CameraSpec(
                 camera_id,
@@ -141,9 +206,10 @@ class StreamManager:
 
     async def put(self, spec: CameraSpec, enabled: bool) -> Stream:
         """Create or replace a camera (resource API); it runs afterwards iff `enabled`."""
-        async with self._camera_lock(spec.camera_id):
+        async with self._locks.hold(spec.camera_id):
             old = self._streams.get(spec.camera_id)
             was_active = old is not None and old.active
+            self._check_new_camera(spec.camera_id)
             if enabled and not was_active:
                 self._check_capacity()
             self._persist(spec, enabled=enabled)
@@ -155,13 +221,12 @@ class StreamManager:
 
     async def delete(self, camera_id: str) -> None:
         """Stop and forget a camera."""
-        async with self._camera_lock(camera_id):
+        async with self._locks.hold(camera_id):
             stream = self.get(camera_id)
             self.store.delete(camera_id)
             await stream.stop()
             del self._streams[camera_id]
-        self._locks.pop(camera_id, None)
-        self.bus.publish("deleted", camera_id)
+            self.bus.publish("deleted", camera_id)
 
     def _persist(self, spec: CameraSpec, enabled: bool) -> None:
         self.store.save(CameraRecord(spec.camera_id, spec.url, spec.overrides.as_dict(), enabled))
@@ -172,19 +237,35 @@ class StreamManager:
 
         Cameras declared in the YAML file are written over their stored state first, so a
         declared camera starts at every boot; the API can still stop or start it meanwhile.
+        A stored row that is no longer valid (written by an older version) is skipped with one
+        line naming the camera and the field, and kept in the store as it is.
         """
         for camera in declared or []:
             self._persist(camera.spec, enabled=camera.enabled)
         records = self.store.load()
         for record in records:
-            spec = CameraSpec(
-                record.camera_id, record.url, Overrides.model_validate(record.overrides)
-            )
+            try:
+                spec = spec_from_record(record)
+            except InvalidInput as error:
+                log.error(
+                    "camera %s skipped: its stored settings are invalid (%s); they are kept "
+                    "as they are until the camera is saved again",
+                    record.camera_id,
+                    error,
+                    extra={"camera": str(record.camera_id)},
+                )
+                continue
             if record.enabled and self.active_count < self.settings.max_concurrent_streams:
                 self._launch(spec)
             else:
                 self._register(spec)
-        log.info("restored %d cameras, %d streaming", len(records), self.active_count)
+        if len(self._streams) > self.settings.max_cameras:
+            log.warning(
+                "%d cameras exceed MAX_CAMERAS=%d: new cameras are refused until some are deleted",
+                len(self._streams),
+                self.settings.max_cameras,
+            )
+        log.info("restored %d cameras, %d streaming", len(self._streams), self.active_count)
 
     async def close(self) -> None:
         """Stop every stream (each FFmpeg politely, then forcibly) and close the store."""

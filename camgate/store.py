@@ -32,10 +32,21 @@ CREATE TABLE IF NOT EXISTS cameras (
 
 @dataclass(frozen=True)
 class CameraRecord:
+    """One stored camera. Read back, it is untrusted until the manager validates it: a row
+    written by an older version may hold values (or overrides text) this one refuses."""
+
     camera_id: str
     url: str
-    overrides: dict[str, object]
+    overrides: object
     enabled: bool
+
+
+def _decode_overrides(text: str) -> object:
+    """The stored overrides JSON, or the text itself when it is not JSON (refused later)."""
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return text
 
 
 class Store(Protocol):
@@ -122,8 +133,8 @@ class SqliteStore:
                 rows = self._db.execute(
                     "SELECT camera_id, url, overrides, enabled FROM cameras ORDER BY camera_id"
                 ).fetchall()
-            return [CameraRecord(r[0], r[1], json.loads(r[2]), bool(r[3])) for r in rows]
-        except (sqlite3.Error, ValueError) as error:
+            return [CameraRecord(r[0], r[1], _decode_overrides(r[2]), bool(r[3])) for r in rows]
+        except sqlite3.Error as error:
             raise StoreError(f"cannot read the camera database {self.path}: {error}") from None
 
     def save(self, record: CameraRecord) -> None:

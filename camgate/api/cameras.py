@@ -71,8 +71,7 @@ async def delete_camera(camera_id: CameraId, manager: Manager) -> dict[str, Any]
 @router.post("/{camera_id}/start")
 @access(Access.ADMIN)
 async def start_camera(camera_id: CameraId, manager: Manager) -> dict[str, Any]:
-    spec = manager.get(camera_id).spec
-    stream = await manager.start(camera_id, spec.url, spec.overrides)
+    stream = await manager.start_known(camera_id)
     return ok(f"Stream started for camera {camera_id}", stream.status())
 
 

@@ -17,14 +17,20 @@ from camgate.errors import (
     InvalidInput,
     NotFound,
     StoreError,
+    TooManyCameras,
 )
 
 log = logging.getLogger("camgate.api")
+
+# A reply to bad input stays small whatever the input (a body of 10,000 unknown keys).
+MAX_ERRORS_SHOWN = 5
+MAX_FIELD_CHARS = 64
 
 _STATUS: list[tuple[type[CamgateError], int]] = [
     (InvalidInput, 400),
     (NotFound, 404),
     (AlreadyRunning, 409),
+    (TooManyCameras, 409),
     (CapacityReached, 503),
     (StoreError, 500),
 ]
@@ -39,17 +45,24 @@ def error_response(
 def describe_request_error(error: RequestValidationError) -> str:
     """'field: problem' for each invalid field; never echoes the input (it may hold a URL)."""
     parts = []
-    for item in error.errors():
+    items = error.errors()
+    for item in items[:MAX_ERRORS_SHOWN]:
         loc = [str(p) for p in item.get("loc", ()) if p not in ("body", "query", "path")]
         if item.get("type") == "json_invalid":
             parts.append("request body is not valid JSON")
             continue
-        field = ".".join(loc) or "body"
-        message = item.get("msg", "invalid").removeprefix("Value error, ")
+        field = shorten(".".join(loc) or "body", MAX_FIELD_CHARS)
+        message = shorten(item.get("msg", "invalid").removeprefix("Value error, "), 200)
         if item.get("type") == "extra_forbidden":
             message = "unknown field"
         parts.append(f"{field}: {message}")
+    if len(items) > MAX_ERRORS_SHOWN:
+        parts.append(f"and {len(items) - MAX_ERRORS_SHOWN} more problems")
     return "; ".join(parts) or "invalid request"
+
+
+def shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -164,6 +164,7 @@ def create_hls_router(
     async def preflight(camera_id: str, name: str, request: Request) -> Response:
         # Without Access-Control-Allow-Origin the browser refuses the cross-origin request.
         allowed = cors.headers(request)
-        return Response(status_code=204, headers={**allowed, **PREFLIGHT_HEADERS} if allowed else {})
+        headers = {**allowed, **PREFLIGHT_HEADERS} if allowed else {}
+        return Response(status_code=204, headers=headers)
 
     return router

@@ -49,6 +49,19 @@ cameras:
         ("cameras:\n  a: [1, 2\n", "not valid YAML"),
         ("streams: {}\n", ":1: streams: unknown field"),
         ("cameras:\n  a:\n    url: rtsp://x/y\n    enabled: maybe\n", "cameras.a.enabled"),
+        (
+            "cameras:\n  a:\n    url: rtsp://admin:Adm@1@x/y\n",
+            ":3: cameras.a.url: url has characters in its user name or password that must be "
+            "percent-encoded ('@' as %40",
+        ),
+        (
+            "cameras:\n  a:\n    url: rtsp://x/y\n    overrides: {framerate: 500}\n",
+            ":4: cameras.a.overrides.framerate: Input should be less than or equal to 120",
+        ),
+        (
+            "cameras:\n  a:\n    url: rtsp://x/y\n    overrides: {videoBitrate: 999999M}\n",
+            ":4: cameras.a.overrides.videoBitrate: must be bits per second from 16k to 100M",
+        ),
     ],
 )
 def test_bad_files_name_file_line_and_field(tmp_path: Path, text: str, expected: str) -> None:
@@ -57,6 +70,11 @@ def test_bad_files_name_file_line_and_field(tmp_path: Path, text: str, expected:
         load_camera_file(path)
     assert str(path) in str(error.value)
     assert expected in str(error.value)
+
+
+def test_an_upper_case_scheme_is_kept_in_lower_case(tmp_path: Path) -> None:
+    path = write(tmp_path, "cameras:\n  a:\n    url: RTSP://user:p%40ss@x/y\n")
+    assert load_camera_file(path)[0].spec.url == "rtsp://user:p%40ss@x/y"
 
 
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
