@@ -2,7 +2,8 @@
 
 Each child gets its own process group and a parent-death signal (Linux PR_SET_PDEATHSIG), so a
 server killed with SIGKILL takes its children with it. Stopping is polite first (SIGTERM lets
-FFmpeg finish its output) and forcible after a timeout. Never through a shell.
+FFmpeg finish its output) and forcible after a timeout. Never through a shell. What a child must
+not show in its argv (a camera URL) goes to its stdin, written and closed right after the start.
 """
 
 from __future__ import annotations
@@ -10,20 +11,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import ctypes.util
+import errno
+import functools
 import os
+import resource
 import signal
 import sys
 from collections.abc import Callable, Sequence
 
 _PR_SET_PDEATHSIG = 1
+# Starting a child takes up to 8 descriptors at once (3 pipes and the exec-error pipe).
+SPARE_DESCRIPTORS = 16
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    # The process's own symbols include libc's prctl; ctypes.util.find_library would run
+    # `ldconfig -p` in a subprocess at every spawn.
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def _death_signal_setter() -> Callable[[], None] | None:
     """A pre-exec hook that asks the kernel to SIGKILL the child when this process dies."""
     if not sys.platform.startswith("linux"):
         return None
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc = _libc()
     parent_pid = os.getpid()
 
     def set_death_signal() -> None:
@@ -34,16 +46,59 @@ def _death_signal_setter() -> Callable[[], None] | None:
     return set_death_signal
 
 
-async def spawn(argv: Sequence[str]) -> asyncio.subprocess.Process:
-    """Start `argv` with stdout and stderr piped, in its own process group, dying with us."""
-    return await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,
-        preexec_fn=_death_signal_setter(),
-    )
+class SpawnError(Exception):
+    """The child could not be started (no such executable, out of file descriptors, ...)."""
+
+
+async def spawn(argv: Sequence[str], stdin_bytes: bytes = b"") -> asyncio.subprocess.Process:
+    """Start `argv` with stdout and stderr piped, in its own process group, dying with us;
+    `stdin_bytes` is its whole stdin (closed once written), else stdin is /dev/null."""
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE if stdin_bytes else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=_death_signal_setter(),
+        )
+    except OSError as error:
+        name = os.path.basename(argv[0]) if argv else "?"
+        detail = f"{error.strerror or error}{_descriptor_use()}"
+        raise SpawnError(f"cannot start {name}: {detail}") from error
+    if stdin_bytes:
+        try:
+            await _feed_stdin(process, stdin_bytes)
+        except BaseException:
+            kill_group(process)
+            await process.wait()
+            raise
+    return process
+
+
+def _descriptor_use() -> str:
+    """' (N of LIMIT file descriptors in use)' when few are left: uvloop reports running out of
+    them as "Unknown error -1", which alone would not tell an operator what to fix."""
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    try:
+        in_use = len(os.listdir("/proc/self/fd")) - 1  # less the listing's own
+    except OSError as error:
+        return " (out of file descriptors)" if error.errno == errno.EMFILE else ""
+    if limit == resource.RLIM_INFINITY or limit - in_use > SPARE_DESCRIPTORS:
+        return ""
+    return f" ({in_use} of {limit} file descriptors in use)"
+
+
+async def _feed_stdin(process: asyncio.subprocess.Process, data: bytes) -> None:
+    """Write all of `data` and close stdin; a child that exits first simply has no reader."""
+    stdin = process.stdin
+    assert stdin is not None
+    # uvloop raises RuntimeError when writing to a pipe it has already closed.
+    if not stdin.transport.is_closing():
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            stdin.write(data)
+            await stdin.drain()
+    stdin.close()
 
 
 async def terminate(process: asyncio.subprocess.Process, timeout_s: float) -> int:

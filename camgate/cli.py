@@ -42,9 +42,9 @@ def _settings_from(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from camgate.api.app import create_app, open_state
+    from camgate.api.auth import check_exposure
+    from camgate.api.server import serve
     from camgate.ffmpeg import find_ffmpeg
     from camgate.log import configure_logging
 
@@ -56,43 +56,45 @@ def _serve(args: argparse.Namespace) -> int:
         settings.log_file_max_bytes,
         settings.log_file_backups,
     )
+    store, declared = open_state(settings)
+    app = create_app(settings, store, declared)
+    tokens = app.state.authorizer.tokens
+    warning = check_exposure(settings.host, tokens.configured, settings.allow_insecure)
+    if warning:
+        log.warning("%s", warning)
+    roles = [role for role, _ in tokens.tokens]
     log.info(
-        "camgate %s on http://%s:%d ffmpeg=%s data=%s",
+        "camgate %s on http://%s:%d ffmpeg=%s data=%s auth=%s",
         __version__,
         settings.host,
         settings.port,
         find_ffmpeg(settings.ffmpeg_path),
         settings.data_dir,
+        f"{roles.count('admin')} admin, {roles.count('viewer')} viewer tokens" if roles else "off",
     )
-    store, declared = open_state(settings)
-    uvicorn.run(
-        create_app(settings, store, declared),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        log_level=settings.log_level,
-        access_log=settings.log_level == "debug",
-        # Event streams and blocking playlist requests never finish on their own: do not let
-        # them hold up shutdown (the streams' FFmpeg children are stopped after this).
-        timeout_graceful_shutdown=3,
-    )
+    serve(app, settings)
     return 0
 
 
 def _probe(args: argparse.Namespace) -> int:
     from camgate import child
     from camgate.camera import CameraSpec, redact_text
-    from camgate.ffmpeg import find_ffmpeg, parse_media_info, probe_argv
+    from camgate.ffmpeg import find_ffmpeg, parse_media_info, probe_command
 
     settings = _settings_from(args)
     spec = CameraSpec("probe", args.url)
+    command = probe_command(find_ffmpeg(settings.ffmpeg_path), spec, settings)
 
     async def run() -> str:
-        process = await child.spawn(probe_argv(find_ffmpeg(settings.ffmpeg_path), spec, settings))
+        process = await child.spawn(command.argv, command.stdin_bytes)
         _, stderr = await process.communicate()
         return stderr.decode("utf-8", "replace")
 
-    text = asyncio.run(run())
+    try:
+        text = asyncio.run(run())
+    except child.SpawnError as error:
+        print(f"camgate: {error}", file=sys.stderr)
+        return 2
     info = parse_media_info(text)
     if info.video_codec is None:
         print(redact_text(text.strip(), spec.secrets), file=sys.stderr)

@@ -24,6 +24,7 @@ from camgate.errors import InvalidInput
 MOVFLAGS = "empty_moov+default_base_moof+frag_keyframe"
 FRAGMENT_ARGS = ["-movflags", MOVFLAGS, "-frag_duration", "1"]
 BROWSER_AUDIO = {"aac"}
+CAMERA_MARKER = "camgate_camera"
 
 
 def find_ffmpeg(configured: str | None) -> str:
@@ -106,26 +107,58 @@ def parse_media_info(stderr_text: str) -> MediaInfo:
     return MediaInfo(**facts)  # type: ignore[arg-type]
 
 
-def _input_args(spec: CameraSpec, settings: Settings, fast_probe: bool) -> list[str]:
-    timeout_us = str(int(settings.rtsp_timeout_s * 1_000_000))
-    args = ["-rtsp_transport", "tcp", "-timeout", timeout_us]
+# The camera URL holds its credentials, and every local user can read a process's argv (`ps`,
+# /proc/PID/cmdline). So FFmpeg gets `-i pipe:0` and reads the URL from an ffconcat script on its
+# stdin: FFmpeg 5.1 and 9 cannot read an input URL from a file (`-/i` is not supported), while the
+# concat demuxer is in every build and opens its one `file` with the `option` lines as that
+# input's options, exactly as `-i URL` would (same errors, same start-up time). -safe 0 allows a
+# URL there; the whitelist keeps the script to RTSP(S), so it cannot name a local file. The
+# camera's input does the probing; -nofind_stream_info stops the concat demuxer around it from
+# probing again, which would wait for one more frame (40 ms at 25 fps) before the init segment.
+INPUT_PROTOCOLS = "pipe,tcp,tls"
+CONCAT_INPUT = [
+    *("-f", "concat", "-safe", "0", "-protocol_whitelist", INPUT_PROTOCOLS),
+    *("-nofind_stream_info", "-i", "pipe:0"),
+]
+# LLHLS-NOTES: tiny probing makes the init segment come ~2 s sooner; it relies on the SPS/PPS in
+# the camera's SDP, so the caller falls back to default probing without them.
+FAST_PROBE = {"fflags": "nobuffer", "probesize": "32", "analyzeduration": "0"}
+
+
+@dataclass(frozen=True)
+class FfmpegCommand:
+    """An FFmpeg run: `argv` (public, names no camera URL) and the `script` it reads on stdin."""
+
+    argv: list[str]
+    script: str = field(repr=False)
+
+    @property
+    def stdin_bytes(self) -> bytes:
+        return self.script.encode("utf-8")
+
+
+def ffconcat_quote(value: str) -> str:
+    """`value` as one ffconcat token: inside '...' everything is literal but a quote, which
+    closes the quotes, is escaped, and opens them again (FFmpeg's av_get_token)."""
+    if any(c in value for c in "\n\r\0"):
+        raise InvalidInput("an FFmpeg input script value cannot hold a line break or NUL")
+    return "'" + value.replace("'", "'\\''") + "'"
+
+
+def input_script(spec: CameraSpec, settings: Settings, fast_probe: bool) -> str:
+    """The ffconcat script that names the camera and its input options (it holds the URL)."""
+    options = {"rtsp_transport": "tcp", "timeout": str(int(settings.rtsp_timeout_s * 1_000_000))}
     if fast_probe:
-        # LLHLS-NOTES: tiny probing makes the init segment come ~2 s sooner; it relies on the
-        # SPS/PPS in the camera's SDP, so the caller falls back to default probing without them.
-        args = ["-fflags", "nobuffer", "-probesize", "32", "-analyzeduration", "0", *args]
-    return [*args, "-i", spec.url]
+        options.update(FAST_PROBE)
+    lines = ["ffconcat version 1.0", f"file {ffconcat_quote(spec.url)}"]
+    lines += [f"option {name} {ffconcat_quote(value)}" for name, value in options.items()]
+    return "\n".join(lines) + "\n"
 
 
-def probe_argv(ffmpeg: str, spec: CameraSpec, settings: Settings) -> list[str]:
+def probe_command(ffmpeg: str, spec: CameraSpec, settings: Settings) -> FfmpegCommand:
     """FFmpeg asked only to describe the camera's streams (it exits after the input dump)."""
-    return [
-        ffmpeg,
-        "-hide_banner",
-        "-nostdin",
-        "-loglevel",
-        "info",
-        *_input_args(spec, settings, fast_probe=True),
-    ]
+    argv = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "info", *CONCAT_INPUT]
+    return FfmpegCommand(argv, input_script(spec, settings, fast_probe=True))
 
 
 def _video_args(spec: CameraSpec, settings: Settings, info: MediaInfo) -> list[str]:
@@ -169,23 +202,27 @@ def _audio_args(spec: CameraSpec, info: MediaInfo) -> list[str]:
     return ["-c:a", "aac", "-b:a", "64k", "-ar", "48000"]
 
 
-def stream_argv(
+def stream_command(
     ffmpeg: str, spec: CameraSpec, settings: Settings, info: MediaInfo, fast_probe: bool = True
-) -> list[str]:
+) -> FfmpegCommand:
     """FFmpeg pulling one camera and writing fragmented MP4 to stdout."""
     maps = ["-map", "0:v:0"] + (["-map", "0:a:0"] if info.audio_codec else [])
-    return [
+    argv = [
         ffmpeg,
         "-hide_banner",
         "-nostdin",
         "-loglevel",
         "warning",
-        *_input_args(spec, settings, fast_probe),
+        *CONCAT_INPUT,
         *maps,
         *_video_args(spec, settings, info),
         *_audio_args(spec, info),
+        # Names the camera in `ps` for operators and tests; the MP4 muxer writes only known
+        # keys, so the output does not change.
+        *("-metadata", f"{CAMERA_MARKER}={spec.camera_id}"),
         *("-f", "mp4", *FRAGMENT_ARGS, "pipe:1"),
     ]
+    return FfmpegCommand(argv, input_script(spec, settings, fast_probe))
 
 
 class FailureReason(StrEnum):
@@ -197,6 +234,7 @@ class FailureReason(StrEnum):
     NOT_FOUND = "not found"
     UNSUPPORTED_CODEC = "unsupported codec"
     NO_VIDEO = "no video"
+    SPAWN_FAILED = "spawn failed"  # FFmpeg could not be started (e.g. out of file descriptors)
     STALLED = "stalled"
     UNKNOWN = "unknown"
 
@@ -250,3 +288,51 @@ def classify_probe_failure(lines: list[str], elapsed_s: float, timeout_s: float)
     if failure.reason is FailureReason.UNKNOWN and elapsed_s >= 0.9 * timeout_s:
         return Failure(FailureReason.TIMEOUT, f"no answer within {timeout_s:g}s ({failure.detail})")
     return failure
+
+
+STDERR_LINE_MAX_BYTES = 4096
+_CUT_MARK = "[...]"
+
+
+class StderrLines:
+    """FFmpeg's stderr bytes as text lines, however they arrive, in bounded memory.
+
+    A line longer than `max_bytes` keeps its head and ends in `[...]`. Its last, cut-off word is
+    dropped with the rest: a URL cut before its '@' would no longer look like credentials to
+    the redaction that comes next.
+    """
+
+    def __init__(self, max_bytes: int = STDERR_LINE_MAX_BYTES) -> None:
+        self._max_bytes = max_bytes
+        self._partial = bytearray()
+        self._cut = False
+
+    def feed(self, chunk: bytes) -> list[str]:
+        """The lines that `chunk` completes (a `\\r` ends a line too, as FFmpeg's progress)."""
+        *ended, rest = chunk.replace(b"\r", b"\n").split(b"\n")
+        lines = []
+        for piece in ended:
+            self._append(piece)
+            lines.append(self._take())
+        self._append(rest)
+        return [line for line in lines if line]
+
+    def close(self) -> list[str]:
+        """The unfinished last line, if any (stderr has ended)."""
+        line = self._take()
+        return [line] if line else []
+
+    def _append(self, piece: bytes) -> None:
+        room = self._max_bytes - len(self._partial)
+        if len(piece) > room:
+            self._cut = True
+        self._partial += piece[: max(room, 0)]
+
+    def _take(self) -> str:
+        text = self._partial.decode("utf-8", "replace").rstrip()
+        if self._cut:
+            words = text.rsplit(None, 1)
+            text = f"{words[0]} {_CUT_MARK}" if len(words) == 2 else _CUT_MARK
+        self._partial.clear()
+        self._cut = False
+        return text

@@ -1,17 +1,20 @@
 """Logging set-up: key=value or JSON lines, level filtering, optional rotating file.
 
 Every record passes through a redaction filter, so a camera credential that slipped into a
-message is masked before any handler writes it.
+message is masked before any handler writes it. The log file is still readable by its owner only.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import logging.handlers
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 from camgate.camera import redact_text
 
@@ -35,6 +38,33 @@ class RedactingFilter(logging.Filter):
             record.exc_text = redact_text(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
         return True
+
+
+LOG_FILE_MODE = 0o600
+
+
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log file created 0600 whatever the umask (backups are renamed copies of it):
+    it names cameras and repeats what FFmpeg says about them. An older, wider file is narrowed."""
+
+    def _open(self) -> io.TextIOWrapper:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        fd = os.open(self.baseFilename, flags, LOG_FILE_MODE)
+        try:
+            os.fchmod(fd, LOG_FILE_MODE)
+        except OSError:
+            os.close(fd)
+            raise
+        # Kept open by the handler until close(), as the stock _open's stream is.
+        stream = open(fd, self.mode, encoding=self.encoding, errors=self.errors)  # noqa: SIM115
+        return cast(io.TextIOWrapper, stream)
+
+
+def _narrow_backups(file: Path, backups: int) -> None:
+    for n in range(1, backups + 1):
+        backup = file.with_name(f"{file.name}.{n}")
+        if backup.exists():
+            backup.chmod(LOG_FILE_MODE)
 
 
 def _fields(record: logging.LogRecord) -> dict[str, object]:
@@ -80,8 +110,9 @@ def configure_logging(
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
+        _narrow_backups(file, file_backups)
         handlers.append(
-            logging.handlers.RotatingFileHandler(
+            PrivateRotatingFileHandler(
                 file, maxBytes=file_max_bytes, backupCount=file_backups, encoding="utf-8"
             )
         )

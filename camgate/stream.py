@@ -24,12 +24,14 @@ from camgate.events import EventBus
 from camgate.ffmpeg import (
     Failure,
     FailureReason,
+    FfmpegCommand,
     MediaInfo,
+    StderrLines,
     classify_probe_failure,
     classify_stderr,
     parse_media_info,
-    probe_argv,
-    stream_argv,
+    probe_command,
+    stream_command,
 )
 from camgate.fmp4 import Fmp4Error, Fmp4Reader, Fragment, InitSegment
 from camgate.hls.live import LiveHls
@@ -40,7 +42,11 @@ from camgate.status import stream_status
 log = logging.getLogger("camgate.stream")
 
 READ_CHUNK_BYTES = 256 * 1024
+STDERR_CHUNK_BYTES = 16 * 1024
 STDERR_LINES_KEPT = 40
+# Cameras lock an account after a few bad logins, and a wrong path does not fix itself: these
+# wait the longest delay from the first failure instead of growing towards it.
+SLOW_RETRY_REASONS = frozenset({FailureReason.AUTH_FAILED, FailureReason.NOT_FOUND})
 # FFmpeg notes that are expected with stream copy from RTSP and say nothing about health.
 _HARMLESS = ("Timestamps are unset", "Non-monotonous DTS", "non monotonically", "max delay reached")
 
@@ -121,7 +127,7 @@ class Stream:
     async def _supervise(self) -> None:
         try:
             while not self._stop.is_set():
-                attempt = await self._run_once()
+                attempt = await self._run_guarded()
                 if self._stop.is_set():
                     return
                 if time.monotonic() - attempt.started_monotonic >= self._settings.healthy_after_s:
@@ -154,9 +160,9 @@ class Stream:
             )
             self._log.error("giving up after %d attempts: %s", self.attempt, failure.reason)
             return False
-        delay = backoff_delay_s(
-            self.attempt, s.restart_delay_min_s, s.restart_delay_max_s, random.random()
-        )
+        slow = failure.reason in SLOW_RETRY_REASONS
+        minimum_s = s.restart_delay_max_s if slow else s.restart_delay_min_s
+        delay = backoff_delay_s(self.attempt, minimum_s, s.restart_delay_max_s, random.random())
         self.next_retry_at = datetime.now(UTC) + timedelta(seconds=delay)
         self.running_since = None
         self._transition(StreamState.BACKOFF)
@@ -190,8 +196,20 @@ class Stream:
         self.last_error = f"{failure.reason}: {detail}" if detail else str(failure.reason)
         return Failure(failure.reason, detail)
 
-    async def _run_once(self) -> _Attempt:
+    async def _run_guarded(self) -> _Attempt:
+        """One attempt; an error while starting or reading FFmpeg is that attempt's failure,
+        so only RESTART_MAX_ATTEMPTS can end the stream."""
         attempt = _Attempt(time.monotonic())
+        try:
+            await self._run_once(attempt)
+        except child.SpawnError as error:
+            attempt.failure = Failure(FailureReason.SPAWN_FAILED, str(error))
+        except Exception as error:
+            self._log.exception("ffmpeg attempt failed")
+            attempt.failure = Failure(FailureReason.UNKNOWN, f"internal error: {error}")
+        return attempt
+
+    async def _run_once(self, attempt: _Attempt) -> None:
         self._stderr.clear()
         info, fast_probe = await self._probe()
         if info is None:
@@ -200,12 +218,12 @@ class Stream:
                 time.monotonic() - attempt.started_monotonic,
                 self._settings.rtsp_timeout_s,
             )
-            return attempt
+            return
         if self._stop.is_set():
-            return attempt
+            return
         self.media = info
-        argv = stream_argv(self._ffmpeg, self.spec, self._settings, info, fast_probe)
-        process = await child.spawn(argv)
+        command = stream_command(self._ffmpeg, self.spec, self._settings, info, fast_probe)
+        process = await self._spawn(command)
         self.pid = process.pid
         self._last_media = time.monotonic()
         self._bus.publish(
@@ -230,28 +248,30 @@ class Stream:
                 self.live.flush()
         if attempt.failure is None and not self._stop.is_set():
             attempt.failure = classify_stderr(list(self._stderr), attempt.exit_code)
-        return attempt
+
+    async def _spawn(self, command: FfmpegCommand) -> asyncio.subprocess.Process:
+        return await child.spawn(command.argv, command.stdin_bytes)
 
     async def _probe(self) -> tuple[MediaInfo | None, bool]:
         """Ask FFmpeg what the camera sends; `None` when it could not tell (see stderr)."""
-        process = await child.spawn(probe_argv(self._ffmpeg, self.spec, self._settings))
+        process = await self._spawn(probe_command(self._ffmpeg, self.spec, self._settings))
         stop_wait = asyncio.ensure_future(self._stop.wait())
+        output = asyncio.ensure_future(process.communicate())
         try:
-            output = asyncio.ensure_future(process.communicate())
             await asyncio.wait(
                 {output, stop_wait},
                 timeout=self._settings.rtsp_timeout_s + 5,
                 return_when=asyncio.FIRST_COMPLETED,
             )
             if not output.done():
-                await child.terminate(process, self._settings.stop_timeout_s)
-                output.cancel()
                 if not self._stop.is_set():
                     self._stderr.append("probe timed out")
                 return None, True
             text = output.result()[1].decode("utf-8", "replace")
         finally:
             stop_wait.cancel()
+            await child.terminate(process, self._settings.stop_timeout_s)  # if still running
+            output.cancel()
         info = parse_media_info(text)
         if info.video_codec is None:
             secrets = self.spec.secrets
@@ -324,15 +344,20 @@ class Stream:
             self._log.info("stream ready")
 
     async def _read_stderr(self, stderr: asyncio.StreamReader) -> None:
-        secrets = self.spec.secrets
-        while raw := await stderr.readline():
-            line = redact_text(raw.decode("utf-8", "replace").rstrip(), secrets)
-            if not line:
-                continue
-            self._stderr.append(line)
-            harmless = any(marker in line for marker in _HARMLESS)
-            self._log.log(logging.DEBUG if harmless else logging.INFO, "ffmpeg: %s", line)
+        # Chunks, not readline(): a line over the reader's 64 KiB limit would raise instead.
+        lines = StderrLines()
+        while chunk := await stderr.read(STDERR_CHUNK_BYTES):
+            for line in lines.feed(chunk):
+                self._note_stderr(line)
+        for line in lines.close():
+            self._note_stderr(line)
         await asyncio.Event().wait()  # stderr closed: let the other tasks decide
+
+    def _note_stderr(self, raw_line: str) -> None:
+        line = redact_text(raw_line, self.spec.secrets)
+        self._stderr.append(line)
+        harmless = any(marker in line for marker in _HARMLESS)
+        self._log.log(logging.DEBUG if harmless else logging.INFO, "ffmpeg: %s", line)
 
     async def _watchdog(self) -> Failure:
         timeout_s = self._settings.stall_timeout_s

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.support.camera import RtspCamera  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
-from tests.support.server import CamgateServer, pids_with_arg, process_children  # noqa: E402
+from tests.support.server import CamgateServer, ffmpeg_pids, pids_connected_to  # noqa: E402
 
 MIB = 1024 * 1024
 # Quick recovery after each bounce; HEALTHY_AFTER stays below the bounce period so a stream's
@@ -87,25 +87,14 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
-def ffmpeg_children(server_pid: int) -> list[int]:
-    found = []
-    for pid in process_children(server_pid):
-        try:
-            if Path(f"/proc/{pid}/comm").read_text().strip() == "ffmpeg":
-                found.append(pid)
-        except OSError:
-            continue
-    return found
-
-
 def take_snapshot(server: CamgateServer, cameras: list[RtspCamera]) -> Snapshot:
     assert server.process is not None
     pid = server.process.pid
-    children = ffmpeg_children(pid)
+    children = ffmpeg_pids(pid)
     streams = server.client.get("/api/streams/service").json()["data"]["streams"]
     return Snapshot(
         ffmpeg_children=len(children),
-        ffmpeg_for_cameras=sum(len(pids_with_arg(f"127.0.0.1:{c.port}/")) for c in cameras),
+        ffmpeg_for_cameras=sum(len(pids_connected_to(c.port)) for c in cameras),
         server_fds=len(os.listdir(f"/proc/{pid}/fd")),
         server_rss=rss_bytes(pid),
         ffmpeg_rss=sum(rss_bytes(child) for child in children if Path(f"/proc/{child}").exists()),

@@ -64,9 +64,11 @@ def page_errors(page: Page) -> list[str]:
     page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
     page.on(
         "console",
-        lambda msg: errors.append(msg.text)
-        if msg.type == "error" and "status of 401" not in msg.text
-        else None,
+        lambda msg: (
+            errors.append(msg.text)
+            if msg.type == "error" and "status of 401" not in msg.text
+            else None
+        ),
     )
     return errors
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from camgate.camera import Overrides
 from camgate.config import Settings
 from camgate.manager import StreamManager
 from tests.support.camera import RtspCamera
-from tests.support.server import pids_with_arg
+from tests.support.server import ffmpeg_pids
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +43,7 @@ async def test_manager_streams_a_camera_and_publishes_events(
     finally:
         await manager.close()
     assert ("stopped", "lib") in events
-    assert not pids_with_arg(camera.url)
+    assert not ffmpeg_pids(os.getpid(), "lib")
 
 
 async def test_reencode_override_changes_the_picture_size(

@@ -7,7 +7,7 @@ import signal
 import pytest
 
 from tests.support.camera import RtspCamera
-from tests.support.server import CamgateServer, pids_with_arg, process_children, wait_for
+from tests.support.server import CamgateServer, ffmpeg_pids, pids_connected_to, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +18,7 @@ def start_two(server: CamgateServer, camera: RtspCamera) -> list[int]:
         assert reply.status_code == 200
     pids = [server.wait_state(c, {"running"}, 30)["pid"] for c in ("one", "two")]
     assert server.process is not None
-    assert set(pids) <= set(process_children(server.process.pid))
+    assert sorted(pids) == sorted(ffmpeg_pids(server.process.pid))
     return pids
 
 
@@ -36,7 +36,7 @@ def test_sigkill_of_the_server_takes_every_ffmpeg_with_it(
     pids = start_two(server, camera)
     server.stop(signal.SIGKILL)
     wait_for(lambda: not any(alive(pid) for pid in pids), 10, "ffmpeg children to die")
-    assert not pids_with_arg(camera.url)
+    assert not pids_connected_to(camera.port)  # no orphan still pulls the camera
 
 
 def test_sigterm_stops_children_before_the_server_exits(

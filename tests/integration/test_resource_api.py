@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.support.camera import RtspCamera
-from tests.support.server import CamgateServer, pids_with_arg, wait_for
+from tests.support.server import CamgateServer, ffmpeg_pids, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +63,9 @@ def test_camera_lifecycle_through_the_resource_api(
 
     assert api.delete("/api/cameras/door").status_code == 200
     assert api.get("/api/cameras/door").status_code == 404
-    wait_for(lambda: not pids_with_arg(camera.url), 10, "ffmpeg to exit after delete")
+    assert server.process is not None
+    server_pid = server.process.pid
+    wait_for(lambda: not ffmpeg_pids(server_pid, "door"), 10, "ffmpeg to exit after delete")
 
     wait_for(lambda: any(e["type"] == "deleted" for e in events), 10, "the deleted event")
     stop.set()

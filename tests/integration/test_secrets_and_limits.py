@@ -21,7 +21,7 @@ import pytest
 from tests.support.camera import RtspCamera
 from tests.support.events import EventFeed
 from tests.support.ports import free_port
-from tests.support.server import CamgateServer, process_children, wait_for
+from tests.support.server import CamgateServer, ffmpeg_cmdlines, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -73,20 +73,6 @@ def event(events: EventFeed, type_: str, camera_id: str) -> dict[str, object]:
     """The first such event, whether already read or still to come."""
     seen = events.of(type_, camera_id)
     return seen[0] if seen else events.wait(type_, camera_id, RUNNING_TIMEOUT_S)
-
-
-def ffmpeg_command_lines(server: CamgateServer) -> list[str]:
-    """The command lines of the server's FFmpeg children, as `ps` shows them to every user."""
-    assert server.process is not None
-    lines = []
-    for pid in process_children(server.process.pid):
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv and b"ffmpeg" in Path(argv[0].decode(errors="replace")).name.encode():
-            lines.append(b" ".join(argv).decode(errors="replace"))
-    return lines
 
 
 # ----- ambiguous credentials are refused -------------------------------------------------------
@@ -210,12 +196,14 @@ def test_encoded_passwords_stream_and_never_show_anywhere(
 @pytest.mark.timeout(60)
 def test_ffmpeg_command_lines_show_no_credentials(make_server: MakeServer) -> None:
     server = make_server(**FAST)
+    assert server.process is not None
+    server_pid = server.process.pid
     with RtspCamera(port=free_port(), user=USER, password=RIGHT_PASSWORD) as camera:
         url = encoded_url(camera, RIGHT_PASSWORD)
         assert server.client.put("/api/cameras/ps", json={"rtspUrl": url}).is_success
         server.wait_state("ps", {"running"}, RUNNING_TIMEOUT_S)
         command_lines = wait_for(
-            lambda: ffmpeg_command_lines(server), 10, "the server's FFmpeg child"
+            lambda: ffmpeg_cmdlines(server_pid), 10, "the server's FFmpeg child"
         )
         assert_no_secret("FFmpeg's command line (ps)", "\n".join(command_lines))
 
@@ -300,8 +288,10 @@ def test_concurrent_delete_and_restart_storms_end_without_a_500(
     before = settled(api)
     assert before is not None
     running = sum(1 for state in before.values() if state == "running")
+    assert server.process is not None
+    server_pid = server.process.pid
     wait_for(
-        lambda: len(ffmpeg_command_lines(server)) == running,
+        lambda: len(ffmpeg_cmdlines(server_pid)) == running,
         RUNNING_TIMEOUT_S,
         f"{running} FFmpeg children",
     )

@@ -11,13 +11,14 @@ from tests.integration.media import decoded_frames, first_segment_file, probe_st
 from tests.support.camera import RtspCamera
 from tests.support.events import EventFeed
 from tests.support.ports import free_port
-from tests.support.server import CamgateServer, pids_with_arg, wait_for
+from tests.support.server import CamgateServer, ffmpeg_cmdlines, ffmpeg_pids, wait_for
 
 pytestmark = pytest.mark.integration
 
 
-def camera_port(camera: RtspCamera) -> str:
-    return camera.url.split("//", 1)[1].split("/", 1)[0]
+def server_pid(server: CamgateServer) -> int:
+    assert server.process is not None
+    return server.process.pid
 
 
 def test_start_serves_decodable_h264_and_stop_cleans_up(
@@ -40,11 +41,12 @@ def test_start_serves_decodable_h264_and_stop_cleans_up(
     assert status["codecs"]["video"]["codec"] == "h264"
     assert status["transcoding"] is False
     assert status["bytesReceived"] > 0
-    assert pids_with_arg(camera_port(camera))
+    assert ffmpeg_pids(server_pid(server), "camera-1") == [status["pid"]]
+    assert not any(camera.url in line for line in ffmpeg_cmdlines(server_pid(server)))
 
     reply = server.service(cameraId="camera-1", action="stop")
     assert reply.json() == {"success": True, "message": "Stream stopped for camera camera-1"}
-    wait_for(lambda: not pids_with_arg(camera_port(camera)), 10, "ffmpeg to exit")
+    wait_for(lambda: not ffmpeg_pids(server_pid(server), "camera-1"), 10, "ffmpeg to exit")
     assert server.client.get("/hls/camera-1/index.m3u8").status_code == 404
     assert server.status("camera-1")["state"] == "stopped"
 
@@ -81,7 +83,7 @@ def test_restart_reuses_url_and_counts(server: CamgateServer, camera: RtspCamera
     assert second["restartCount"] == first["restartCount"] + 1
     assert second["overrides"] == {"audio": "none"}
     assert second["pid"] != first["pid"]
-    assert len(pids_with_arg(camera_port(camera))) == 1
+    assert ffmpeg_pids(server_pid(server), "cam") == [second["pid"]]
 
 
 @pytest.mark.parametrize(
@@ -148,7 +150,18 @@ def test_credentials_never_leak(make_server, tmp_path: Path) -> None:  # type: i
         with EventFeed(server) as feed:
             url = cam.url_with_credentials("viewer", password)
             assert server.service(cameraId="secure", rtspUrl=url, action="start").status_code == 200
-            status = server.wait_state("secure", {"running"}, 30)
+            ps_lines: list[str] = []  # every FFmpeg command line seen, the probe's included
+
+            def running_while_watching_ps() -> dict[str, object] | None:
+                ps_lines.extend(ffmpeg_cmdlines(server_pid(server)))
+                status = server.status("secure")
+                return status if status["state"] == "running" else None
+
+            status = wait_for(running_while_watching_ps, 30, "secure to run", interval_s=0.02)
+            ps_lines.extend(ffmpeg_cmdlines(server_pid(server)))
+            assert any("camgate_camera=secure" in line for line in ps_lines), ps_lines
+            for line in ps_lines:  # what any local user sees in ps
+                assert url not in line and password not in line and "viewer" not in line, line
             assert password not in str(status)
             assert status["rtspUrl"].startswith("rtsp://***:***@")
             wrong = cam.url_with_credentials("viewer", "wrong-pass-123")

@@ -20,7 +20,7 @@ import pytest
 from tests.support.camera import RtspCamera, SilentRtspServer
 from tests.support.events import EventFeed
 from tests.support.ports import free_port, wait_until_bindable
-from tests.support.server import CamgateServer, pids_with_arg, wait_for
+from tests.support.server import CamgateServer, ffmpeg_pids, pids_connected_to, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -52,9 +52,9 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def camera_address(camera: RtspCamera | SilentRtspServer) -> str:
-    """`127.0.0.1:<port>/`: matches FFmpeg children pulling this camera, and nothing else."""
-    return f"127.0.0.1:{camera.port}/"
+def server_pid(server: CamgateServer) -> int:
+    assert server.process is not None
+    return server.process.pid
 
 
 def start(server: CamgateServer, camera_id: str, url: str) -> None:
@@ -123,7 +123,8 @@ def test_killed_ffmpeg_comes_back_by_itself_and_the_playlist_continues(
     assert after is not None
     assert after["restartCount"] == before["restartCount"] + 1
     assert not alive(before["pid"])
-    assert pids_with_arg(camera_address(camera)) == [after["pid"]]
+    assert ffmpeg_pids(server_pid(server), "cam") == [after["pid"]]
+    assert pids_connected_to(camera.port) == [after["pid"]]
     assert sequences == sorted(sequences), f"media sequence went back: {sequences}"
 
 
@@ -210,17 +211,25 @@ def test_paused_camera_trips_the_watchdog_and_resume_recovers(
         events.wait("ready", "cam", RUNNING_TIMEOUT_S)
     after = server.wait_state("cam", {"running"}, 5)
     assert after["pid"] != running["pid"]
-    assert pids_with_arg(camera_address(camera)) == [after["pid"]]
+    assert ffmpeg_pids(server_pid(server), "cam") == [after["pid"]]
+    assert pids_connected_to(camera.port) == [after["pid"]]
 
 
 # ----- 4. wrong credentials -------------------------------------------------------------------
+AUTH_DELAY_MAX_S = 1.5
+
+
 @pytest.mark.timeout(60)
-def test_wrong_credentials_say_auth_failed_and_retries_slow_down(make_server: MakeServer) -> None:
-    server = make_server(**{**FAST, "RESTART_DELAY_MIN": "1", "RESTART_DELAY_MAX": "8"})
+def test_wrong_credentials_say_auth_failed_and_wait_the_longest_delay_at_once(
+    make_server: MakeServer,
+) -> None:
+    # Cameras lock an account after a few bad logins: no quick retries, from the first failure.
+    slow = {"RESTART_DELAY_MIN": "0.2", "RESTART_DELAY_MAX": str(AUTH_DELAY_MAX_S)}
+    server = make_server(**{**FAST, **slow})
     with RtspCamera(port=free_port(), user="viewer", password="right-pass") as cam:
         with EventFeed(server) as events:
             start(server, "locked", cam.url_with_credentials("viewer", "wrong-pass"))
-            for _ in range(4):  # delays ~1, 2, 4 s between the four attempts
+            for _ in range(3):
                 events.wait("exited", "locked", 15)
             restarts = events.of("restarting", "locked")
             exits = events.of("exited", "locked")
@@ -228,11 +237,12 @@ def test_wrong_credentials_say_auth_failed_and_retries_slow_down(make_server: Ma
     assert status["reason"] == "auth failed", status
     assert all(e["data"]["reason"] == "auth failed" for e in exits)
     delays = [e["data"]["delay"] for e in restarts]
-    assert len(delays) >= 3 and delays == sorted(delays) and delays[2] > delays[0] * 2, delays
+    shortest_s = 0.8 * AUTH_DELAY_MAX_S - 0.01  # the delay's jitter only shortens it, by <= 20 %
+    assert len(delays) >= 2 and all(shortest_s <= d <= AUTH_DELAY_MAX_S for d in delays), delays
     times = [timestamp(e["time"]) for e in exits]
     gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
-    assert gaps == sorted(gaps), f"retries did not slow down: gaps {gaps}"
-    assert status["attempt"] >= 4
+    assert all(gap >= shortest_s for gap in gaps), f"a quick retry after a bad login: {gaps}"
+    assert status["attempt"] >= 3
 
 
 # ----- 5. server killed with streams running --------------------------------------------------
@@ -255,7 +265,9 @@ def test_server_sigkill_then_restart_brings_back_every_stream_and_no_orphan(
     new_pids = [s["pid"] for s in statuses]
     assert sorted(s["cameraId"] for s in statuses) == ids
     assert not set(new_pids) & set(old_pids)
-    assert sorted(pids_with_arg(camera_address(camera))) == sorted(new_pids)
+    streaming = [pid for c in ids for pid in ffmpeg_pids(server_pid(second), c)]
+    assert sorted(streaming) == sorted(new_pids)
+    assert sorted(pids_connected_to(camera.port)) == sorted(new_pids)  # no orphan pulls it
     assert not any(alive(pid) for pid in old_pids)
 
 
@@ -284,7 +296,9 @@ def test_accepted_changes_survive_sigkill_and_stopped_stays_stopped(
     assert parked.status_code == 200, parked.text
     assert parked.json()["data"]["state"] == "stopped", parked.json()["data"]
     assert parked.json()["data"]["pid"] is None
-    assert len(pids_with_arg(camera_address(camera))) == 1  # only "fresh" pulls the camera
+    fresh_pids = ffmpeg_pids(server_pid(second), "fresh")
+    assert len(fresh_pids) == 1 and not ffmpeg_pids(server_pid(second), "parked")
+    assert pids_connected_to(camera.port) == fresh_pids  # only "fresh" pulls the camera
 
 
 # ----- 7. the YAML camera file and start-up errors ---------------------------------------------
@@ -301,7 +315,7 @@ def test_declared_camera_runs_at_boot_and_can_be_stopped(
     reply = server.client.post("/api/cameras/yard/stop")
     assert reply.status_code == 200, reply.text
     assert server.status("yard")["state"] == "stopped"
-    wait_for(lambda: not pids_with_arg(camera_address(camera)), 10, "ffmpeg to exit")
+    wait_for(lambda: not ffmpeg_pids(server_pid(server), "yard"), 10, "ffmpeg to exit")
 
 
 @pytest.mark.timeout(60)
@@ -384,6 +398,6 @@ def test_max_attempts_reached_by_a_running_stream_ends_in_failed(
 
     status = server.wait_state("cam", {"failed"}, STOP_TIMEOUT_S + MARGIN_S)
     assert status["attempt"] == 1 and status["pid"] is None
-    assert not pids_with_arg(camera_address(camera))
+    assert not ffmpeg_pids(server_pid(server), "cam")
     stop = server.service(cameraId="cam", action="stop")
     assert stop.status_code == 200, stop.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+
+from camgate.ffmpeg import CAMERA_MARKER
 
 T = TypeVar("T")
 
@@ -47,22 +50,74 @@ def process_children(pid: int) -> list[int]:
     return found
 
 
-def pids_with_arg(fragment: str, name: str = "ffmpeg") -> list[int]:
-    """Pids of live (non-zombie) `name` processes whose command line contains `fragment`."""
+def _live_argv(pid: int) -> list[bytes] | None:
+    """The command line of `pid`, or None if it is gone or a zombie."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+    return None if state == "Z" else argv
+
+
+def ffmpeg_pids(parent_pid: int, camera_id: str | None = None) -> list[int]:
+    """Live FFmpeg children of `parent_pid` (a camgate server, or this process when camgate
+    runs as a library); with `camera_id`, only the one streaming that camera, which names it
+    in its argv (`-metadata camgate_camera=ID`, never the camera URL)."""
+    marker = f"{CAMERA_MARKER}={camera_id}".encode()
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+    for pid in process_children(parent_pid):
+        argv = _live_argv(pid)
+        if not argv or "ffmpeg" not in Path(argv[0].decode(errors="replace")).name:
             continue
+        if camera_id is None or marker in argv:
+            found.append(pid)
+    return found
+
+
+def ffmpeg_cmdlines(parent_pid: int) -> list[str]:
+    """The command lines of `parent_pid`'s live FFmpeg children, as `ps` shows them."""
+    lines = (_live_argv(pid) for pid in ffmpeg_pids(parent_pid))
+    return [b" ".join(argv).decode(errors="replace") for argv in lines if argv]
+
+
+def _tcp_inodes_to(port: int) -> set[str]:
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            rows = Path(table).read_text().splitlines()[1:]
         except OSError:
             continue
-        if state == "Z" or not argv or name not in Path(argv[0].decode(errors="replace")).name:
+        for row in rows:
+            fields = row.split()  # sl local_address rem_address st ... uid timeout inode
+            if int(fields[2].rsplit(":", 1)[1], 16) == port and fields[9] != "0":
+                inodes.add(fields[9])
+    return inodes
+
+
+def pids_connected_to(port: int) -> list[int]:
+    """Live processes, whoever started them, holding a TCP connection to `port` on this host:
+    what pulls a test camera, orphans included."""
+    sockets = {f"socket:[{inode}]" for inode in _tcp_inodes_to(port)}
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or _live_argv(int(entry.name)) is None:
             continue
-        if any(fragment.encode() in arg for arg in argv):
+        if _fd_targets(entry) & sockets:
             found.append(int(entry.name))
     return found
+
+
+def _fd_targets(process: Path) -> set[str]:
+    targets = set()
+    try:
+        fds = list((process / "fd").iterdir())
+    except OSError:
+        return targets
+    for fd in fds:
+        with contextlib.suppress(OSError):  # closed meanwhile
+            targets.add(os.readlink(fd))
+    return targets
 
 
 class CamgateServer:

@@ -69,9 +69,7 @@ def test_cross_site_form_posts_are_refused(
 
 
 def test_same_origin_json_and_bodiless_curl_posts_work(client: TestClient) -> None:
-    own = client.post(
-        "/api/cameras/door/stop", headers={"origin": BASE}, json={}
-    )
+    own = client.post("/api/cameras/door/stop", headers={"origin": BASE}, json={})
     curl = client.post("/api/cameras/door/stop")
     assert own.status_code == 200 and curl.status_code == 200
 

@@ -1,4 +1,5 @@
-"""FFmpeg argv building (copy vs encode, audio), input description parsing, failure reasons."""
+"""FFmpeg argv and input script building (copy vs encode, audio, no URL in argv), input
+description parsing, failure reasons, stderr line splitting."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ from camgate.errors import InvalidInput
 from camgate.ffmpeg import (
     FailureReason,
     MediaInfo,
+    StderrLines,
     classify_probe_failure,
     classify_stderr,
+    ffconcat_quote,
     find_ffmpeg,
+    input_script,
     parse_media_info,
-    probe_argv,
-    stream_argv,
+    probe_command,
+    stream_command,
 )
 
 SETTINGS = Settings()
@@ -24,23 +28,29 @@ H264_ALAW = MediaInfo("h264", 1280, 720, 25.0, "pcm_alaw", 8000, "mono")
 H264_ONLY = MediaInfo("h264", 1280, 720, 25.0)
 
 
+URL = "rtsp://user:pw@cam/live"
+
+
 def argv(info: MediaInfo, **overrides: object) -> list[str]:
-    spec = CameraSpec("cam", "rtsp://user:pw@cam/live", Overrides(**overrides))
-    return stream_argv("ffmpeg", spec, SETTINGS, info)
+    spec = CameraSpec("cam", URL, Overrides(**overrides))
+    return stream_command("ffmpeg", spec, SETTINGS, info).argv
+
+
+def script_options(script: str) -> dict[str, str]:
+    pairs = (line.split(" ", 2)[1:] for line in script.splitlines() if line.startswith("option "))
+    return {name: value.strip("'") for name, value in pairs}
 
 
 def value_after(args: list[str], flag: str) -> str:
     return args[args.index(flag) + 1]
 
 
-def test_default_copies_video_and_aac_audio_over_tcp() -> None:
+def test_default_copies_video_and_aac_audio() -> None:
     args = argv(H264_AAC)
     assert value_after(args, "-c:v") == "copy"
     assert value_after(args, "-c:a") == "copy"
-    assert value_after(args, "-rtsp_transport") == "tcp"
-    assert value_after(args, "-timeout") == str(int(SETTINGS.rtsp_timeout_s * 1e6))
     assert "libx264" not in args
-    assert args[-1] == "pipe:1" and value_after(args, "-f") == "mp4"
+    assert args[-1] == "pipe:1" and args[args.index("mp4") - 1] == "-f"
     assert "empty_moov" in value_after(args, "-movflags")
     assert value_after(args, "-frag_duration") == "1"
 
@@ -69,16 +79,69 @@ def test_audio_none_override_drops_audio() -> None:
     assert "-an" in argv(H264_AAC, audio="none")
 
 
-def test_url_is_one_argv_element_and_never_shell_quoted() -> None:
-    args = argv(H264_AAC)
-    assert value_after(args, "-i") == "rtsp://user:pw@cam/live"
-    assert args.count("rtsp://user:pw@cam/live") == 1
+def test_the_url_is_never_in_argv_but_in_the_script_on_stdin() -> None:
+    spec = CameraSpec("door", URL)
+    for command in (
+        stream_command("ffmpeg", spec, SETTINGS, H264_AAC),
+        probe_command("ffmpeg", spec, SETTINGS),
+    ):
+        assert not any("user" in arg or "pw@" in arg or "cam/live" in arg for arg in command.argv)
+        assert value_after(command.argv, "-f") == "concat"
+        assert value_after(command.argv, "-safe") == "0"
+        assert value_after(command.argv, "-protocol_whitelist") == "pipe,tcp,tls"
+        assert value_after(command.argv, "-i") == "pipe:0"
+        assert command.script.splitlines()[:2] == ["ffconcat version 1.0", f"file '{URL}'"]
+        assert URL not in repr(command)
 
 
-def test_probe_uses_small_probing() -> None:
-    args = probe_argv("ffmpeg", CameraSpec("cam", "rtsp://cam/x"), SETTINGS)
-    assert value_after(args, "-probesize") == "32"
-    assert value_after(args, "-i") == "rtsp://cam/x"
+def test_the_script_carries_the_camera_input_options() -> None:
+    options = script_options(stream_command("f", CameraSpec("c", URL), SETTINGS, H264_AAC).script)
+    assert options["rtsp_transport"] == "tcp"
+    assert options["timeout"] == str(int(SETTINGS.rtsp_timeout_s * 1e6))
+
+
+def test_stream_argv_names_the_camera_for_ps() -> None:
+    args = stream_command("ffmpeg", CameraSpec("door", URL), SETTINGS, H264_AAC).argv
+    assert value_after(args, "-metadata") == "camgate_camera=door"
+    assert args.index("-metadata") < args.index("pipe:1")
+
+
+def test_probe_uses_small_probing_and_the_concat_input_does_not_probe_again() -> None:
+    command = probe_command("ffmpeg", CameraSpec("cam", "rtsp://cam/x"), SETTINGS)
+    options = script_options(command.script)
+    assert (options["probesize"], options["analyzeduration"], options["fflags"]) == (
+        "32",
+        "0",
+        "nobuffer",
+    )
+    assert "-nofind_stream_info" in command.argv and "-probesize" not in command.argv
+
+
+def test_default_probing_leaves_the_probing_options_out() -> None:
+    spec = CameraSpec("cam", "rtsp://cam/x")
+    command = stream_command("ffmpeg", spec, SETTINGS, H264_AAC, fast_probe=False)
+    assert "probesize" not in script_options(command.script)
+    assert "probesize" not in input_script(spec, SETTINGS, fast_probe=False)
+    assert "probesize" in input_script(spec, SETTINGS, fast_probe=True)
+
+
+@pytest.mark.parametrize(
+    ("value", "token"),
+    [
+        ("rtsp://cam/live", "'rtsp://cam/live'"),
+        ("rtsp://o'brien:pw@cam/x", "'rtsp://o'\\''brien:pw@cam/x'"),
+        ("rtsp://u:a\\b#c@cam/x", "'rtsp://u:a\\b#c@cam/x'"),
+    ],
+    ids=["plain", "quote", "backslash-and-hash"],
+)
+def test_ffconcat_quote_keeps_every_character_literal(value: str, token: str) -> None:
+    assert ffconcat_quote(value) == token
+
+
+@pytest.mark.parametrize("value", ["rtsp://cam/a\nfile '/etc/passwd'", "a\rb", "a\0b"])
+def test_ffconcat_quote_refuses_line_breaks(value: str) -> None:
+    with pytest.raises(InvalidInput):
+        ffconcat_quote(value)
 
 
 DUMP = """
@@ -147,3 +210,27 @@ def test_without_ffmpeg_on_path_the_wheel_binary_is_used(monkeypatch: pytest.Mon
     monkeypatch.setenv("PATH", "/nonexistent")
     found = find_ffmpeg(None)
     assert "imageio_ffmpeg" in found
+
+
+def test_stderr_lines_are_split_across_chunks_and_at_carriage_returns() -> None:
+    lines = StderrLines()
+    assert lines.feed(b"[rtsp @ 0x1] method DESCRIBE fa") == []
+    assert lines.feed(b"iled: 401 Unauthorized\nframe=1\rframe=2\r\n\npartial") == [
+        "[rtsp @ 0x1] method DESCRIBE failed: 401 Unauthorized",
+        "frame=1",
+        "frame=2",
+    ]
+    assert lines.close() == ["partial"]
+    assert lines.close() == []
+
+
+def test_an_absurdly_long_stderr_line_is_cut_without_a_half_url() -> None:
+    lines = StderrLines(max_bytes=64)
+    head = b"[tcp @ 0x1] Connection to rtsp://admin:"
+    found = lines.feed(head + b"x" * 100_000)
+    found += lines.feed(b"y" * 100_000 + b"@cam/x failed\nnext line\n")
+    assert found == ["[tcp @ 0x1] Connection to [...]", "next line"]
+
+
+def test_a_long_line_without_spaces_becomes_only_the_mark() -> None:
+    assert StderrLines(max_bytes=8).feed(b"A" * 70_000 + b"\n") == ["[...]"]

@@ -1,9 +1,11 @@
-"""Log lines: key=value and JSON formats, camera id in context, credentials masked."""
+"""Log lines: key=value and JSON formats, camera id in context, credentials masked, file 0600."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import stat
 
 import pytest
 
@@ -53,3 +55,21 @@ def test_log_file_rotates_at_its_size_limit(restore_logging, tmp_path) -> None: 
     assert files == ["camgate.log", "camgate.log.1", "camgate.log.2"]
     assert all(p.stat().st_size <= 2200 for p in path.parent.iterdir())
     assert not any("secretpw" in p.read_text() for p in path.parent.iterdir())
+
+
+def test_log_file_and_its_backups_are_private_whatever_the_umask(restore_logging, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "logs" / "camgate.log"
+    path.parent.mkdir()
+    path.write_text("from an older version\n")
+    path.chmod(0o644)  # as older versions left it
+    old_umask = os.umask(0o000)
+    try:
+        configure_logging("info", "text", path, file_max_bytes=2000, file_backups=2)
+        log = logging.getLogger("camgate.test")
+        for n in range(200):
+            log.info("line %d of a camera's story", n)
+    finally:
+        os.umask(old_umask)
+    files = sorted(path.parent.iterdir())
+    assert [p.name for p in files] == ["camgate.log", "camgate.log.1", "camgate.log.2"]
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in files} == {p.name: 0o600 for p in files}
