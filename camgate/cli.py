@@ -42,11 +42,12 @@ def _settings_from(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from camgate.api.app import create_app, open_state
+    from camgate.api.app import create_app
     from camgate.api.auth import check_exposure
     from camgate.api.server import serve
     from camgate.ffmpeg import find_ffmpeg
     from camgate.log import configure_logging
+    from camgate.runtime import Runtime
 
     settings = _settings_from(args)
     configure_logging(
@@ -56,8 +57,7 @@ def _serve(args: argparse.Namespace) -> int:
         settings.log_file_max_bytes,
         settings.log_file_backups,
     )
-    store, declared = open_state(settings)
-    app = create_app(settings, store, declared)
+    app = create_app(settings, runtime=Runtime.open(settings))
     tokens = app.state.authorizer.tokens
     warning = check_exposure(settings.host, tokens.configured, settings.allow_insecure)
     if warning:

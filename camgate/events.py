@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 log = logging.getLogger("camgate.events")
@@ -20,11 +21,26 @@ log = logging.getLogger("camgate.events")
 EventListener = Callable[["Event"], None]
 
 
+class EventType(StrEnum):
+    """Every kind of event camgate publishes (the SSE `event:` names)."""
+
+    STATE = "state"  # any state change; carries the new `state` and the whole `status`
+    STARTED = "started"  # an FFmpeg run began (pid, transcoding)
+    READY = "ready"  # the outputs can serve viewers
+    STALLED = "stalled"  # no media for STALL_TIMEOUT
+    EXITED = "exited"  # an FFmpeg run ended (code, reason, detail)
+    RESTARTING = "restarting"  # waiting before the next attempt (attempt, delay, reason)
+    RESTARTED = "restarted"  # restarted through the API
+    STOPPED = "stopped"
+    FAILED = "failed"  # gave up after RESTART_MAX_ATTEMPTS
+    DELETED = "deleted"
+
+
 @dataclass(frozen=True)
 class Event:
     """One thing that happened to one camera (or to the service when camera_id is None)."""
 
-    type: str
+    type: EventType
     camera_id: str | None
     data: dict[str, Any] = field(default_factory=dict)
     time: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -33,7 +49,7 @@ class Event:
     def as_dict(self) -> dict[str, Any]:
         return {
             "seq": self.seq,
-            "type": self.type,
+            "type": str(self.type),
             "cameraId": self.camera_id,
             "time": self.time.isoformat(),
             "data": self.data,
@@ -54,7 +70,7 @@ class EventBus:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
-    def publish(self, type_: str, camera_id: str | None, **data: Any) -> Event:
+    def publish(self, type_: EventType, camera_id: str | None, **data: Any) -> Event:
         event = Event(type_, camera_id, data, seq=next(self._seq))
         for listener in list(self._listeners):
             try:

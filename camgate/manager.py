@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,9 +27,10 @@ from camgate.errors import (
     NotFound,
     TooManyCameras,
 )
-from camgate.events import EventBus
+from camgate.events import EventBus, EventType
 from camgate.ffmpeg import find_ffmpeg
-from camgate.hls.live import LiveHls
+from camgate.outputs.hls import HlsOutput
+from camgate.outputs.sink import MediaSink, OutputFactory
 from camgate.store import CameraRecord, MemoryStore, Store
 from camgate.stream import Stream
 
@@ -84,12 +85,19 @@ class StreamManager:
     """Registry of cameras and their streams; the seed's "stream service"."""
 
     def __init__(
-        self, settings: Settings, *, bus: EventBus | None = None, store: Store | None = None
+        self,
+        settings: Settings,
+        *,
+        bus: EventBus | None = None,
+        store: Store | None = None,
+        outputs: Sequence[OutputFactory] | None = None,
     ) -> None:
         self.settings = settings
         self.bus = bus or EventBus()
         self.store: Store = store or MemoryStore()
         self.ffmpeg = find_ffmpeg(settings.ffmpeg_path)
+        # Library users get LL-HLS; the server passes every output it serves.
+        self.outputs: tuple[OutputFactory, ...] = tuple(outputs or (HlsOutput(),))
         self._streams: dict[str, Stream] = {}
         self._locks = CameraLocks()
         self._closed = False
@@ -101,9 +109,11 @@ class StreamManager:
             raise NotFound(f"Camera {camera_id} not found")
         return stream
 
-    def live(self, camera_id: str) -> LiveHls | None:
+    def sink(self, camera_id: str, output: str) -> MediaSink | None:
+        """The named output of a camera's stream, while it streams."""
         stream = self._streams.get(camera_id)
-        return stream.live if stream is not None else None
+        outputs = stream.outputs if stream is not None else None
+        return outputs.get(output) if outputs is not None else None
 
     @property
     def streams(self) -> list[Stream]:
@@ -119,7 +129,7 @@ class StreamManager:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "streams": [stream.status() for stream in self.streams],
+            "streams": [stream.status().model_dump(mode="json") for stream in self.streams],
             "activeCount": self.active_count,
             "maxConcurrentStreams": self.settings.max_concurrent_streams,
             "totalCount": len(self._streams),
@@ -142,7 +152,7 @@ class StreamManager:
     def _register(self, spec: CameraSpec) -> Stream:
         """A (not yet started) stream for `spec`, keeping the camera's counters if it ran."""
         old = self._streams.get(spec.camera_id)
-        stream = Stream(spec, self.settings, self.ffmpeg, self.bus)
+        stream = Stream(spec, self.settings, self.ffmpeg, self.bus, self.outputs)
         if old is not None:
             stream.restart_count = old.restart_count
         self._streams[spec.camera_id] = stream
@@ -158,20 +168,20 @@ class StreamManager:
         """Start a camera; 409 if it runs, 503 at the limit. Persisted before it returns."""
         spec = CameraSpec(validate_camera_id(camera_id), url, overrides or Overrides())
         async with self._locks.hold(camera_id):
-            return self._start_locked(spec)
+            return await self._start_locked(spec)
 
     async def start_known(self, camera_id: str) -> Stream:
         """Start a camera that exists, with its own URL and overrides; 404 if it does not."""
         async with self._locks.hold(camera_id):
-            return self._start_locked(self.get(camera_id).spec)
+            return await self._start_locked(self.get(camera_id).spec)
 
-    def _start_locked(self, spec: CameraSpec) -> Stream:
+    async def _start_locked(self, spec: CameraSpec) -> Stream:
         current = self._streams.get(spec.camera_id)
         if current is not None and current.active:
             raise AlreadyRunning(f"Stream already running for camera {spec.camera_id}")
         self._check_new_camera(spec.camera_id)
         self._check_capacity()
-        self._persist(spec, enabled=True)
+        await self._persist(spec, enabled=True)
         stream = self._launch(spec)
         log.info("stream requested", extra={"camera": spec.camera_id})
         return stream
@@ -180,7 +190,7 @@ class StreamManager:
         """Stop a camera's stream (its settings are kept for a later start or restart)."""
         async with self._locks.hold(camera_id):
             stream = self.get(camera_id)
-            self.store.set_enabled(camera_id, False)
+            await self.store.set_enabled(camera_id, False)
             await stream.stop()
         return stream
 
@@ -197,11 +207,11 @@ class StreamManager:
             )
             if not old.active:
                 self._check_capacity()
-            self._persist(spec, enabled=True)
+            await self._persist(spec, enabled=True)
             await old.stop()
             stream = self._launch(spec)
             stream.restart_count += 1
-        self.bus.publish("restarted", camera_id, restartCount=stream.restart_count)
+        self.bus.publish(EventType.RESTARTED, camera_id, restartCount=stream.restart_count)
         return stream
 
     async def put(self, spec: CameraSpec, enabled: bool) -> Stream:
@@ -212,7 +222,7 @@ class StreamManager:
             self._check_new_camera(spec.camera_id)
             if enabled and not was_active:
                 self._check_capacity()
-            self._persist(spec, enabled=enabled)
+            await self._persist(spec, enabled=enabled)
             if old is not None and was_active:
                 if old.spec == spec and enabled:
                     return old
@@ -223,13 +233,15 @@ class StreamManager:
         """Stop and forget a camera."""
         async with self._locks.hold(camera_id):
             stream = self.get(camera_id)
-            self.store.delete(camera_id)
+            await self.store.delete(camera_id)
             await stream.stop()
             del self._streams[camera_id]
-            self.bus.publish("deleted", camera_id)
+            self.bus.publish(EventType.DELETED, camera_id)
 
-    def _persist(self, spec: CameraSpec, enabled: bool) -> None:
-        self.store.save(CameraRecord(spec.camera_id, spec.url, spec.overrides.as_dict(), enabled))
+    async def _persist(self, spec: CameraSpec, enabled: bool) -> None:
+        await self.store.save(
+            CameraRecord(spec.camera_id, spec.url, spec.overrides.as_dict(), enabled)
+        )
 
     # ----- process lifetime ------------------------------------------------------------------
     async def open(self, declared: list[DeclaredCamera] | None = None) -> None:
@@ -241,8 +253,8 @@ class StreamManager:
         line naming the camera and the field, and kept in the store as it is.
         """
         for camera in declared or []:
-            self._persist(camera.spec, enabled=camera.enabled)
-        records = self.store.load()
+            await self._persist(camera.spec, enabled=camera.enabled)
+        records = await self.store.load()
         for record in records:
             try:
                 spec = spec_from_record(record)
@@ -275,5 +287,5 @@ class StreamManager:
         active = [stream for stream in self._streams.values() if stream.active]
         log.info("shutting down: stopping %d streams", len(active))
         await asyncio.gather(*(stream.stop() for stream in active), return_exceptions=True)
-        self.store.close()
+        await self.store.close()
         log.info("shutdown complete")

@@ -1,60 +1,122 @@
-"""A stream's status for the API, events and the dashboard. Pure: reads a `Stream`, changes
-nothing. The camera URL appears only redacted."""
+"""The typed shape of a stream's status, as the API, events and the dashboard show it.
+
+Pure models: `Stream.status()` fills them in; nothing here reads a stream. The camera URL appears
+only redacted. The OpenAPI schema is generated from these models.
+"""
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from camgate.stream import Stream
+from pydantic import BaseModel, Field
+
+from camgate.state import StreamState
 
 
-def stream_status(stream: Stream) -> dict[str, Any]:
+class Playback(BaseModel):
+    """Where to watch the camera (paths on this server)."""
+
+    hls: str
+    llhls: str
+    plainHls: str
+    player: str
+
+
+class VideoCodec(BaseModel):
+    codec: str | None
+    width: int | None
+    height: int | None
+    fps: float | None
+
+
+class AudioCodec(BaseModel):
+    codec: str | None
+    sampleRate: int | None
+
+
+class Codecs(BaseModel):
+    output: str | None = Field(description="RFC 6381 codecs of what viewers get, once known")
+    outputSize: str | None = Field(description="picture size viewers get")
+    video: VideoCodec | None
+    audio: AudioCodec | None
+
+
+class HlsStatus(BaseModel):
+    """What the in-memory HLS output holds now (bounded by HLS_MAX_SEGMENTS)."""
+
+    segments: int = 0
+    parts: int = 0
+    bytesHeld: int = 0
+    fragments: int = 0
+    fragmentsDropped: int = 0
+    consumers: int = 0
+    bytesSent: int = 0
+    lastMediaAgeSeconds: float | None = None
+
+
+class StreamStatus(BaseModel):
     """Everything a user needs to tell whether a camera is healthy, and why not."""
-    now = datetime.now(UTC)
-    since = stream.running_since
-    hls = _hls_status(stream)
-    return {
-        "cameraId": stream.spec.camera_id,
-        "state": str(stream.state),
-        "rtspUrl": stream.spec.redacted_url,
-        "playback": {
-            "hls": stream.playlist_path,
-            "llhls": stream.playlist_path,
-            "plainHls": f"{stream.playlist_path}?ll=0",
-            "player": f"/watch/{stream.spec.camera_id}",
-        },
-        "hlsUrl": stream.playlist_path,
-        "startedAt": stream.started_at.isoformat() if stream.started_at else None,
-        "runningSince": since.isoformat() if since else None,
-        "uptimeSeconds": round((now - since).total_seconds(), 1) if since else 0.0,
-        "restartCount": stream.restart_count,
-        "attempt": stream.attempt,
-        "lastError": stream.last_error,
-        "reason": str(stream.last_reason) if stream.last_reason else None,
-        "nextRetryAt": stream.next_retry_at.isoformat() if stream.next_retry_at else None,
-        "overrides": stream.spec.overrides.as_dict(),
-        "transcoding": stream.spec.overrides.reencode,
-        "codecs": stream.media.as_dict(),
-        "bytesReceived": stream.bytes_received,
-        "pid": stream.pid,
-        "hls": hls,
-    }
+
+    cameraId: str
+    state: StreamState
+    rtspUrl: str = Field(description="the camera URL with user and password masked")
+    playback: Playback
+    hlsUrl: str
+    startedAt: str | None = Field(description="ISO 8601, when the stream was last started")
+    runningSince: str | None = Field(description="ISO 8601; null unless running")
+    uptimeSeconds: float
+    restartCount: int
+    attempt: int
+    lastError: str | None
+    reason: str | None
+    nextRetryAt: str | None
+    overrides: dict[str, Any]
+    transcoding: bool
+    codecs: Codecs
+    bytesReceived: int
+    pid: int | None
+    hls: HlsStatus
+    outputs: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="figures of every output (hls, ...), by name"
+    )
 
 
-def _hls_status(stream: Stream) -> dict[str, Any]:
-    """What the in-memory HLS output holds now (memory is bounded by HLS_MAX_SEGMENTS)."""
-    if stream.live is None:
-        return {"segments": 0, "parts": 0, "bytesHeld": 0, "lastMediaAgeSeconds": None}
-    stats = stream.live.stats()
-    last = stats.get("last_fragment_monotonic")
-    return {
-        "segments": stats.get("segments_held", 0),
-        "parts": stats.get("parts_held", 0),
-        "bytesHeld": stats.get("bytes_held", 0),
-        "fragments": stats.get("fragments_total", 0),
-        "fragmentsDropped": stats.get("fragments_dropped", 0),
-        "lastMediaAgeSeconds": round(time.monotonic() - last, 2) if last else None,
-    }
+class StreamList(BaseModel):
+    streams: list[StreamStatus]
+    activeCount: int
+    maxConcurrentStreams: int
+    totalCount: int
+
+
+class StatusReply(BaseModel):
+    success: bool
+    message: str | None = None
+    data: StreamStatus
+
+
+class ListReply(BaseModel):
+    success: bool
+    data: StreamList
+
+
+class MessageReply(BaseModel):
+    success: bool
+    message: str
+
+
+class ViewerUrl(BaseModel):
+    watch: str = Field(description="the player page, signed")
+    hls: str = Field(description="the LL-HLS playlist, signed")
+    expiresAt: str
+    ttlSeconds: int
+
+
+class ViewerUrlReply(BaseModel):
+    success: bool
+    message: str
+    data: ViewerUrl
+
+
+class ErrorReply(BaseModel):
+    success: bool = False
+    error: str

@@ -7,6 +7,7 @@ This module never decides anything about streams; `StreamManager` does.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sqlite3
@@ -50,14 +51,16 @@ def _decode_overrides(text: str) -> object:
 
 
 class Store(Protocol):
-    """What the manager needs from a desired-state store (SQLite here; PostgreSQL later)."""
+    """What the manager needs from a desired-state store (SQLite here; PostgreSQL later).
 
-    def load(self) -> list[CameraRecord]: ...
-    def save(self, record: CameraRecord) -> None: ...
-    def set_enabled(self, camera_id: str, enabled: bool) -> None: ...
-    def delete(self, camera_id: str) -> None: ...
-    def ping(self) -> bool: ...
-    def close(self) -> None: ...
+    Every method is a coroutine: a store over the network must never block the event loop."""
+
+    async def load(self) -> list[CameraRecord]: ...
+    async def save(self, record: CameraRecord) -> None: ...
+    async def set_enabled(self, camera_id: str, enabled: bool) -> None: ...
+    async def delete(self, camera_id: str) -> None: ...
+    async def ping(self) -> bool: ...
+    async def close(self) -> None: ...
 
 
 class MemoryStore:
@@ -66,31 +69,31 @@ class MemoryStore:
     def __init__(self) -> None:
         self._records: dict[str, CameraRecord] = {}
 
-    def load(self) -> list[CameraRecord]:
+    async def load(self) -> list[CameraRecord]:
         return list(self._records.values())
 
-    def save(self, record: CameraRecord) -> None:
+    async def save(self, record: CameraRecord) -> None:
         self._records[record.camera_id] = record
 
-    def set_enabled(self, camera_id: str, enabled: bool) -> None:
+    async def set_enabled(self, camera_id: str, enabled: bool) -> None:
         record = self._records.get(camera_id)
         if record is not None:
             self._records[camera_id] = CameraRecord(
                 record.camera_id, record.url, record.overrides, enabled
             )
 
-    def delete(self, camera_id: str) -> None:
+    async def delete(self, camera_id: str) -> None:
         self._records.pop(camera_id, None)
 
-    def ping(self) -> bool:
+    async def ping(self) -> bool:
         return True
 
-    def close(self) -> None:
+    async def close(self) -> None:
         self._records.clear()
 
 
 class SqliteStore:
-    """The desired state in `<data_dir>/camgate.db`."""
+    """The desired state in `<data_dir>/camgate.db`; queries run in a worker thread."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -127,7 +130,7 @@ class SqliteStore:
         except sqlite3.Error as error:
             raise StoreError(f"cannot write the camera database: {error}") from None
 
-    def load(self) -> list[CameraRecord]:
+    def _load(self) -> list[CameraRecord]:
         try:
             with self._lock:
                 rows = self._db.execute(
@@ -137,7 +140,7 @@ class SqliteStore:
         except sqlite3.Error as error:
             raise StoreError(f"cannot read the camera database {self.path}: {error}") from None
 
-    def save(self, record: CameraRecord) -> None:
+    def _save(self, record: CameraRecord) -> None:
         self._write(
             "INSERT INTO cameras(camera_id, url, overrides, enabled) VALUES(?, ?, ?, ?) "
             "ON CONFLICT(camera_id) DO UPDATE SET url=excluded.url, overrides=excluded.overrides,"
@@ -145,17 +148,17 @@ class SqliteStore:
             (record.camera_id, record.url, json.dumps(record.overrides), int(record.enabled)),
         )
 
-    def set_enabled(self, camera_id: str, enabled: bool) -> None:
+    def _set_enabled(self, camera_id: str, enabled: bool) -> None:
         self._write(
             "UPDATE cameras SET enabled=?, updated_at=strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
             "WHERE camera_id=?",
             (int(enabled), camera_id),
         )
 
-    def delete(self, camera_id: str) -> None:
+    def _delete(self, camera_id: str) -> None:
         self._write("DELETE FROM cameras WHERE camera_id=?", (camera_id,))
 
-    def ping(self) -> bool:
+    def _ping(self) -> bool:
         try:
             with self._lock:
                 self._db.execute("SELECT 1").fetchone()
@@ -163,6 +166,24 @@ class SqliteStore:
         except sqlite3.Error:
             return False
 
-    def close(self) -> None:
+    def _close(self) -> None:
         with self._lock:
             self._db.close()
+
+    async def load(self) -> list[CameraRecord]:
+        return await asyncio.to_thread(self._load)
+
+    async def save(self, record: CameraRecord) -> None:
+        await asyncio.to_thread(self._save, record)
+
+    async def set_enabled(self, camera_id: str, enabled: bool) -> None:
+        await asyncio.to_thread(self._set_enabled, camera_id, enabled)
+
+    async def delete(self, camera_id: str) -> None:
+        await asyncio.to_thread(self._delete, camera_id)
+
+    async def ping(self) -> bool:
+        return await asyncio.to_thread(self._ping)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._close)

@@ -1,5 +1,5 @@
-"""One camera's stream: the supervisor that runs FFmpeg, feeds its output to the HLS muxer,
-watches for stalls and restarts with backoff.
+"""One camera's stream: the supervisor that runs FFmpeg, fans its output out to the camera's
+outputs (through the `MediaSink` seam), watches for stalls and restarts with backoff.
 
 A `Stream` owns every task and process it starts and ends them all in `stop()`. It knows nothing
 of HTTP. Its camera URL is only ever passed to FFmpeg; status, events and logs show it redacted.
@@ -13,14 +13,14 @@ import logging
 import random
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from camgate import child
 from camgate.camera import CameraSpec, redact_text
 from camgate.config import Settings
-from camgate.events import EventBus
+from camgate.events import EventBus, EventType
 from camgate.ffmpeg import (
     Failure,
     FailureReason,
@@ -34,10 +34,9 @@ from camgate.ffmpeg import (
     stream_command,
 )
 from camgate.fmp4 import Fmp4Error, Fmp4Reader, Fragment, InitSegment
-from camgate.hls.live import LiveHls
-from camgate.hls.segmenter import Segmenter
+from camgate.outputs.sink import OutputFactory, Outputs
 from camgate.state import ACTIVE_STATES, StreamState, backoff_delay_s, check_transition
-from camgate.status import stream_status
+from camgate.status import Codecs, HlsStatus, Playback, StreamStatus
 
 log = logging.getLogger("camgate.stream")
 
@@ -63,13 +62,21 @@ class _Attempt:
 class Stream:
     """Supervises FFmpeg for one camera until `stop()` is awaited."""
 
-    def __init__(self, spec: CameraSpec, settings: Settings, ffmpeg: str, bus: EventBus) -> None:
+    def __init__(
+        self,
+        spec: CameraSpec,
+        settings: Settings,
+        ffmpeg: str,
+        bus: EventBus,
+        outputs: Sequence[OutputFactory] = (),
+    ) -> None:
         self.spec = spec
         self._settings = settings
         self._ffmpeg = ffmpeg
         self._bus = bus
         self.state = StreamState.STOPPED  # until start(): a camera that is not streaming
-        self.live: LiveHls | None = None
+        self._output_factories = tuple(outputs)
+        self.outputs: Outputs | None = None
         self.media = MediaInfo()
         self.started_at: datetime | None = None
         self.running_since: datetime | None = None
@@ -98,8 +105,7 @@ class Stream:
         self.started_at = datetime.now(UTC)
         self.attempt = 0
         self.last_error = self.last_reason = None
-        s = self._settings
-        self.live = LiveHls(Segmenter(s.hls_segment_time_s, s.hls_part_time_s, s.hls_max_segments))
+        self.outputs = Outputs.build(self._output_factories, self.spec.camera_id, self._settings)
         self._supervisor = asyncio.create_task(
             self._supervise(), name=f"stream:{self.spec.camera_id}"
         )
@@ -114,13 +120,13 @@ class Stream:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._supervisor
             self._supervisor = None
-        if self.live is not None:
-            self.live.close()
-            self.live = None
+        if self.outputs is not None:
+            self.outputs.close()
+            self.outputs = None
         self.running_since = None
         self.next_retry_at = None
         self._transition(StreamState.STOPPED)
-        self._bus.publish("stopped", self.spec.camera_id)
+        self._bus.publish(EventType.STOPPED, self.spec.camera_id)
         self._log.info("stream stopped")
 
     # ----- supervision -----------------------------------------------------------------------
@@ -139,7 +145,7 @@ class Stream:
             self._log.exception("stream supervisor crashed")
             self._record_failure(Failure(FailureReason.UNKNOWN, f"internal error: {error}"))
             if self.state is not StreamState.STOPPING:
-                self._transition(StreamState.FAILED)
+                self._fail()
 
     async def _back_off(self, attempt: _Attempt) -> bool:
         """Wait before the next attempt; False when the stream must not be retried."""
@@ -147,16 +153,19 @@ class Stream:
         failure = attempt.failure or Failure(FailureReason.UNKNOWN, "ffmpeg ended")
         failure = self._record_failure(failure)
         self._bus.publish(
-            "exited",
+            EventType.EXITED,
             self.spec.camera_id,
             code=attempt.exit_code,
             reason=str(failure.reason),
             detail=failure.detail,
         )
         if s.restart_max_attempts and self.attempt >= s.restart_max_attempts:
-            self._transition(StreamState.FAILED)
+            self._fail()
             self._bus.publish(
-                "failed", self.spec.camera_id, attempts=self.attempt, reason=str(failure.reason)
+                EventType.FAILED,
+                self.spec.camera_id,
+                attempts=self.attempt,
+                reason=str(failure.reason),
             )
             self._log.error("giving up after %d attempts: %s", self.attempt, failure.reason)
             return False
@@ -167,7 +176,7 @@ class Stream:
         self.running_since = None
         self._transition(StreamState.BACKOFF)
         self._bus.publish(
-            "restarting",
+            EventType.RESTARTING,
             self.spec.camera_id,
             attempt=self.attempt,
             delay=round(delay, 2),
@@ -227,7 +236,7 @@ class Stream:
         self.pid = process.pid
         self._last_media = time.monotonic()
         self._bus.publish(
-            "started",
+            EventType.STARTED,
             self.spec.camera_id,
             pid=process.pid,
             transcoding=self.spec.overrides.reencode,
@@ -244,8 +253,8 @@ class Stream:
         finally:
             attempt.exit_code = await child.terminate(process, self._settings.stop_timeout_s)
             self.pid = None
-            if self.live is not None:
-                self.live.flush()
+            if self.outputs is not None:
+                self.outputs.discontinuity()
         if attempt.failure is None and not self._stop.is_set():
             attempt.failure = classify_stderr(list(self._stderr), attempt.exit_code)
 
@@ -321,11 +330,11 @@ class Stream:
         return None
 
     def _accept(self, item: InitSegment | Fragment) -> None:
-        live = self.live
-        if live is None:
+        outputs = self.outputs
+        if outputs is None:
             return
         if isinstance(item, InitSegment):
-            live.set_init(item)
+            outputs.set_init(item)
             size = f"{item.width}x{item.height}" if item.width and item.height else None
             self.media = replace(
                 self.media,
@@ -335,12 +344,12 @@ class Stream:
                 output_size=size,
             )
             return
-        live.add_fragment(item)
+        outputs.add_fragment(item)
         self._last_media = time.monotonic()
-        if self.state is StreamState.STARTING and live.playable(True):
+        if self.state is StreamState.STARTING and outputs.ready:
             self._transition(StreamState.RUNNING)
             self.running_since = datetime.now(UTC)
-            self._bus.publish("ready", self.spec.camera_id, playlist=self.playlist_path)
+            self._bus.publish(EventType.READY, self.spec.camera_id, playlist=self.playlist_path)
             self._log.info("stream ready")
 
     async def _read_stderr(self, stderr: asyncio.StreamReader) -> None:
@@ -364,20 +373,62 @@ class Stream:
         while True:
             silent_s = time.monotonic() - self._last_media
             if silent_s >= timeout_s:
-                self._bus.publish("stalled", self.spec.camera_id, silentSeconds=round(silent_s, 1))
+                self._bus.publish(
+                    EventType.STALLED, self.spec.camera_id, silentSeconds=round(silent_s, 1)
+                )
                 self._log.warning("no media for %.1fs: restarting ffmpeg", silent_s)
                 return Failure(FailureReason.STALLED, f"no media for {silent_s:.0f}s")
             await asyncio.sleep(min(1.0, timeout_s - silent_s))
 
+    def _fail(self) -> None:
+        """Give up: no uptime, no retry, and the outputs end (their waiting viewers return)."""
+        self.running_since = None
+        self.next_retry_at = None
+        if self.outputs is not None:
+            self.outputs.close()
+            self.outputs = None
+        self._transition(StreamState.FAILED)
+
     def _transition(self, new: StreamState) -> None:
+        """The one place a state changes; every change is one event carrying the new status."""
         self.state = check_transition(self.state, new)
-        self._bus.publish("state", self.spec.camera_id, state=str(new))
+        status = self.status().model_dump(mode="json")
+        self._bus.publish(EventType.STATE, self.spec.camera_id, state=str(new), status=status)
 
     # ----- status ----------------------------------------------------------------------------
     @property
     def playlist_path(self) -> str:
         return f"/hls/{self.spec.camera_id}/index.m3u8"
 
-    def status(self) -> dict[str, Any]:
-        """The stream's status as the API shows it (see `camgate.status`)."""
-        return stream_status(self)
+    def status(self) -> StreamStatus:
+        """The stream's status as the API and events show it."""
+        since = self.running_since
+        stats = self.outputs.stats() if self.outputs is not None else {}
+        hls = stats.get("hls")
+        return StreamStatus(
+            cameraId=self.spec.camera_id,
+            state=self.state,
+            rtspUrl=self.spec.redacted_url,
+            playback=Playback(
+                hls=self.playlist_path,
+                llhls=self.playlist_path,
+                plainHls=f"{self.playlist_path}?ll=0",
+                player=f"/watch/{self.spec.camera_id}",
+            ),
+            hlsUrl=self.playlist_path,
+            startedAt=self.started_at.isoformat() if self.started_at else None,
+            runningSince=since.isoformat() if since else None,
+            uptimeSeconds=round((datetime.now(UTC) - since).total_seconds(), 1) if since else 0.0,
+            restartCount=self.restart_count,
+            attempt=self.attempt,
+            lastError=self.last_error,
+            reason=str(self.last_reason) if self.last_reason else None,
+            nextRetryAt=self.next_retry_at.isoformat() if self.next_retry_at else None,
+            overrides=self.spec.overrides.as_dict(),
+            transcoding=self.spec.overrides.reencode,
+            codecs=Codecs.model_validate(self.media.as_dict()),
+            bytesReceived=self.bytes_received,
+            pid=self.pid,
+            hls=HlsStatus.model_validate(hls.as_dict()) if hls is not None else HlsStatus(),
+            outputs={name: figures.as_dict() for name, figures in stats.items()},
+        )

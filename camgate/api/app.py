@@ -18,31 +18,35 @@ from camgate.api import cameras, ops, seed, web
 from camgate.api.auth import Authorizer, authorize
 from camgate.api.errors import install_error_handlers
 from camgate.api.guard import RequestGuard, default_allowed_hosts, split_list
-from camgate.api.hls import create_hls_router
-from camgate.camera_file import DeclaredCamera, load_camera_file
+from camgate.api.outputs.hls import create_hls_router
+from camgate.camera_file import DeclaredCamera
 from camgate.config import Settings
 from camgate.manager import StreamManager
-from camgate.store import SqliteStore, Store
+from camgate.outputs.hls import HlsOutput, LiveHls
+from camgate.runtime import Runtime
+from camgate.store import Store
 
 
 def create_app(
     settings: Settings,
     store: Store | None = None,
     declared: list[DeclaredCamera] | None = None,
+    *,
+    runtime: Runtime | None = None,
 ) -> FastAPI:
-    """A camgate app; `store` defaults to SQLite under the data directory, `declared` are the
-    cameras of the YAML file (see `open_state`)."""
+    """A camgate app built from `runtime`, by default `Runtime.open(settings)`: the SQLite store
+    under the data directory and the cameras of CAMGATE_CONFIG (`store` and `declared` replace
+    those, for tests and library use)."""
+    built = runtime or Runtime.open(settings, store=store, declared=declared)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        manager = StreamManager(
-            settings, store=store or SqliteStore(settings.data_dir / "camgate.db")
-        )
+        manager = built.manager()
         registry = CollectorRegistry()
         registry.register(ops.StreamCollector(manager))
         app.state.manager = manager
         app.state.metrics_registry = registry
-        await manager.open(declared)
+        await manager.open(built.declared)
         try:
             yield
         finally:
@@ -63,7 +67,7 @@ def create_app(
     app.include_router(ops.router)
     app.include_router(
         create_hls_router(
-            lambda camera_id: app.state.manager.live(camera_id),
+            lambda camera_id: hls_sink(app.state.manager, camera_id),
             block_timeout_s=settings.hls_block_timeout_s,
             cors_origins=split_list(settings.cors_origins),
         )
@@ -83,8 +87,6 @@ def create_app(
     return app
 
 
-def open_state(settings: Settings) -> tuple[Store, list[DeclaredCamera]]:
-    """Open the camera database and read the camera file, so that a corrupt database or a bad
-    file stops start-up with a clear message instead of a server that starts empty."""
-    declared = load_camera_file(settings.config_file) if settings.config_file else []
-    return SqliteStore(settings.data_dir / "camgate.db"), declared
+def hls_sink(manager: StreamManager, camera_id: str) -> LiveHls | None:
+    sink = manager.sink(camera_id, HlsOutput.name)
+    return sink if isinstance(sink, LiveHls) else None

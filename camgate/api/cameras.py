@@ -11,11 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from camgate.api.auth import Access, Authorizer, access
 from camgate.api.deps import Manager
-from camgate.api.seed import check_url, ok
+from camgate.api.errors import ERROR_REPLIES
+from camgate.api.seed import check_url, ok, status_of
 from camgate.camera import CAMERA_ID_PATTERN, CameraSpec, Overrides
 from camgate.config import Settings
+from camgate.status import ListReply, MessageReply, StatusReply, ViewerUrlReply
 
-router = APIRouter(prefix="/api/cameras", tags=["cameras"])
+router = APIRouter(prefix="/api/cameras", tags=["cameras"], responses=ERROR_REPLIES)
 
 CameraId = Annotated[str, Path(pattern=CAMERA_ID_PATTERN)]
 
@@ -41,55 +43,55 @@ class RestartBody(BaseModel):
     _valid_url = field_validator("rtspUrl")(check_url)
 
 
-@router.get("")
+@router.get("", responses={200: {"model": ListReply}})
 @access(Access.VIEWER)
 async def list_cameras(manager: Manager) -> dict[str, Any]:
     return ok(data=manager.summary())
 
 
-@router.get("/{camera_id}")
+@router.get("/{camera_id}", responses={200: {"model": StatusReply}})
 @access(Access.VIEWER)
 async def get_camera(camera_id: CameraId, manager: Manager) -> dict[str, Any]:
-    return ok(data=manager.get(camera_id).status())
+    return ok(data=status_of(manager.get(camera_id)))
 
 
-@router.put("/{camera_id}")
+@router.put("/{camera_id}", responses={200: {"model": StatusReply}})
 @access(Access.ADMIN)
 async def put_camera(camera_id: CameraId, body: CameraBody, manager: Manager) -> dict[str, Any]:
     """Create or replace a camera; it streams if `enabled` (the default)."""
     stream = await manager.put(CameraSpec(camera_id, body.rtspUrl, body.overrides), body.enabled)
-    return ok(f"Camera {camera_id} saved", stream.status())
+    return ok(f"Camera {camera_id} saved", status_of(stream))
 
 
-@router.delete("/{camera_id}")
+@router.delete("/{camera_id}", responses={200: {"model": MessageReply}})
 @access(Access.ADMIN)
 async def delete_camera(camera_id: CameraId, manager: Manager) -> dict[str, Any]:
     await manager.delete(camera_id)
     return ok(f"Camera {camera_id} deleted")
 
 
-@router.post("/{camera_id}/start")
+@router.post("/{camera_id}/start", responses={200: {"model": StatusReply}})
 @access(Access.ADMIN)
 async def start_camera(camera_id: CameraId, manager: Manager) -> dict[str, Any]:
     stream = await manager.start_known(camera_id)
-    return ok(f"Stream started for camera {camera_id}", stream.status())
+    return ok(f"Stream started for camera {camera_id}", status_of(stream))
 
 
-@router.post("/{camera_id}/stop")
+@router.post("/{camera_id}/stop", responses={200: {"model": StatusReply}})
 @access(Access.ADMIN)
 async def stop_camera(camera_id: CameraId, manager: Manager) -> dict[str, Any]:
     stream = await manager.stop(camera_id)
-    return ok(f"Stream stopped for camera {camera_id}", stream.status())
+    return ok(f"Stream stopped for camera {camera_id}", status_of(stream))
 
 
-@router.post("/{camera_id}/restart")
+@router.post("/{camera_id}/restart", responses={200: {"model": StatusReply}})
 @access(Access.ADMIN)
 async def restart_camera(
     camera_id: CameraId, manager: Manager, body: RestartBody | None = None
 ) -> dict[str, Any]:
     body = body or RestartBody()
     stream = await manager.restart(camera_id, body.rtspUrl, body.overrides)
-    return ok(f"Stream restarted for camera {camera_id}", stream.status())
+    return ok(f"Stream restarted for camera {camera_id}", status_of(stream))
 
 
 class ViewerUrlBody(BaseModel):
@@ -98,7 +100,7 @@ class ViewerUrlBody(BaseModel):
     ttlSeconds: int | None = Field(None, ge=10, le=7 * 86400)
 
 
-@router.post("/{camera_id}/viewer-url")
+@router.post("/{camera_id}/viewer-url", responses={200: {"model": ViewerUrlReply}})
 @access(Access.VIEWER)
 async def viewer_url(
     camera_id: CameraId, request: Request, manager: Manager, body: ViewerUrlBody | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,12 +20,26 @@ from camgate.errors import (
     StoreError,
     TooManyCameras,
 )
+from camgate.status import ErrorReply
 
 log = logging.getLogger("camgate.api")
 
 # A reply to bad input stays small whatever the input (a body of 10,000 unknown keys).
 MAX_ERRORS_SHOWN = 5
 MAX_FIELD_CHARS = 64
+
+# For the OpenAPI schema: every error reply is the same envelope.
+ERROR_REPLIES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorReply, "description": meaning}
+    for code, meaning in [
+        (400, "invalid input; the message names the field"),
+        (401, "no token, or an unknown one"),
+        (403, "not allowed (a viewer token, a foreign Origin or Host, a bad signature)"),
+        (404, "unknown camera"),
+        (409, "already running, or MAX_CAMERAS reached"),
+        (503, "MAX_CONCURRENT_STREAMS reached (see Retry-After)"),
+    ]
+}
 
 _STATUS: list[tuple[type[CamgateError], int]] = [
     (InvalidInput, 400),

@@ -31,7 +31,7 @@ async def healthz() -> dict[str, Any]:
 @access(Access.PUBLIC)
 async def readyz(manager: Manager) -> JSONResponse:
     """The store answers and the manager accepts work."""
-    checks = {"store": manager.store.ping(), "manager": manager.running}
+    checks = {"store": await manager.store.ping(), "manager": manager.running}
     ready = all(checks.values())
     return JSONResponse({"success": ready, "checks": checks}, status_code=200 if ready else 503)
 
@@ -79,13 +79,28 @@ class StreamCollector(Collector):
         held = GaugeMetricFamily(
             "camgate_stream_hls_bytes_held", "HLS bytes held in memory", labels=["camera"]
         )
+        by_output = ["camera", "output"]
+        viewers = GaugeMetricFamily(
+            "camgate_output_viewers", "Viewers per camera and output", labels=by_output
+        )
+        sent = CounterMetricFamily(
+            "camgate_output_sent_bytes", "Media bytes sent to viewers", labels=by_output
+        )
+        output_held = GaugeMetricFamily(
+            "camgate_output_bytes_held", "Media held in memory per output", labels=by_output
+        )
         for stream in streams:
             camera = [stream.spec.camera_id]
             received.add_metric(camera, stream.bytes_received)
             restarts.add_metric(camera, stream.restart_count)
-            live = stream.live
-            held.add_metric(camera, float(live.stats().get("bytes_held", 0)) if live else 0.0)
-        yield from (received, restarts, held)
+            stats = stream.outputs.stats() if stream.outputs is not None else {}
+            hls = stats.get("hls")
+            held.add_metric(camera, float(hls.bytes_held) if hls is not None else 0.0)
+            for name, figures in stats.items():
+                viewers.add_metric([*camera, name], figures.consumers)
+                sent.add_metric([*camera, name], figures.bytes_sent)
+                output_held.add_metric([*camera, name], figures.bytes_held)
+        yield from (received, restarts, held, viewers, sent, output_held)
         limit = GaugeMetricFamily("camgate_max_concurrent_streams", "MAX_CONCURRENT_STREAMS")
         limit.add_metric([], self._manager.settings.max_concurrent_streams)
         yield limit

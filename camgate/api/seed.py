@@ -9,10 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from camgate.api.auth import Access, access
 from camgate.api.deps import Manager
+from camgate.api.errors import ERROR_REPLIES
 from camgate.camera import CAMERA_ID_PATTERN, Overrides, validate_rtsp_url
 from camgate.errors import InvalidInput
+from camgate.status import ListReply, MessageReply, StatusReply
+from camgate.stream import Stream
 
-router = APIRouter(tags=["seed"])
+router = APIRouter(tags=["seed"], responses=ERROR_REPLIES)
 
 
 def check_url(value: str | None) -> str | None:
@@ -38,6 +41,11 @@ class ServiceRequest(BaseModel):
     _valid_url = field_validator("rtspUrl")(check_url)
 
 
+def status_of(stream: Stream) -> dict[str, Any]:
+    """A stream's status as JSON data for a reply."""
+    return stream.status().model_dump(mode="json")
+
+
 def ok(message: str | None = None, data: Any = None) -> dict[str, Any]:
     body: dict[str, Any] = {"success": True}
     if message is not None:
@@ -47,7 +55,7 @@ def ok(message: str | None = None, data: Any = None) -> dict[str, Any]:
     return body
 
 
-@router.post("/api/streams/service")
+@router.post("/api/streams/service", responses={200: {"model": MessageReply}})
 @access(Access.ADMIN)
 async def control_stream(request: ServiceRequest, manager: Manager) -> dict[str, Any]:
     """Start, stop or restart one camera's stream."""
@@ -64,12 +72,12 @@ async def control_stream(request: ServiceRequest, manager: Manager) -> dict[str,
     return ok(f"Stream restarted for camera {camera_id}")
 
 
-@router.get("/api/streams/service")
+@router.get("/api/streams/service", responses={200: {"model": ListReply | StatusReply}})
 @access(Access.VIEWER)
 async def stream_status(
     manager: Manager, cameraId: Annotated[str | None, Query(max_length=64)] = None
 ) -> dict[str, Any]:
     """All streams with counts, or one camera's status with `?cameraId=`."""
     if cameraId is not None:
-        return ok(data=manager.get(cameraId).status())
+        return ok(data=status_of(manager.get(cameraId)))
     return ok(data=manager.summary())

@@ -11,6 +11,7 @@ import pytest
 from camgate.camera import Overrides
 from camgate.config import Settings
 from camgate.manager import StreamManager
+from camgate.outputs.hls import LiveHls
 from tests.support.camera import RtspCamera
 from tests.support.server import ffmpeg_pids
 
@@ -33,13 +34,13 @@ async def test_manager_streams_a_camera_and_publishes_events(
     manager.bus.subscribe(lambda event: events.append((event.type, event.camera_id)))
     try:
         stream = await manager.start("lib", camera.url)
-        live = manager.live("lib")
-        assert live is not None
+        live = manager.sink("lib", "hls")
+        assert isinstance(live, LiveHls)
         assert await live.wait_until_playable(30)
         playlist = live.playlist(True)
         assert playlist is not None and "#EXT-X-PART:" in playlist
         assert ("ready", "lib") in events
-        assert stream.status()["state"] == "running"
+        assert stream.status().state == "running"
     finally:
         await manager.close()
     assert ("stopped", "lib") in events
@@ -52,10 +53,10 @@ async def test_reencode_override_changes_the_picture_size(
     manager = StreamManager(Settings(CAMGATE_DATA_DIR=str(tmp_path)))
     try:
         stream = await manager.start("small", camera.url, Overrides(resolution="320x180"))
-        live = manager.live("small")
-        assert live is not None and await live.wait_until_playable(30)
+        live = manager.sink("small", "hls")
+        assert isinstance(live, LiveHls) and await live.wait_until_playable(30)
         await wait_until(lambda: stream.media.output_size, 10, "the init segment's size")
-        status = stream.status()
+        status = stream.status().model_dump()
         assert status["transcoding"] is True
         assert status["codecs"]["outputSize"] == "320x180"
         assert (status["codecs"]["video"]["width"], status["codecs"]["video"]["height"]) == (

@@ -10,10 +10,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from camgate.api.hls import create_hls_router
+from camgate.api.outputs.hls import create_hls_router
 from camgate.fmp4 import Fmp4Reader, Fragment, InitSegment
-from camgate.hls.live import LiveHls
-from camgate.hls.segmenter import Part, Segmenter
+from camgate.outputs.hls.live import LiveHls
+from camgate.outputs.hls.segmenter import Part, Segmenter
 
 DATA = Path(__file__).parent / "data"
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"

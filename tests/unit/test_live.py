@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from camgate.fmp4 import Fmp4Reader, Fragment, InitSegment
-from camgate.hls.live import LiveHls
-from camgate.hls.segmenter import Part, Segmenter
+from camgate.outputs.hls.live import LiveHls
+from camgate.outputs.hls.segmenter import Part, Segmenter
 
 DATA = Path(__file__).parent / "data"
 
@@ -135,14 +135,17 @@ async def test_lookups_and_stats() -> None:
         live.add_fragment(fed[-1])
     stats = live.stats()
 
-    assert stats["fragments_total"] == len(fed)
-    assert stats["bytes_total"] == sum(len(f.data) for f in fed)
-    assert stats["last_fragment_monotonic"] == clock[0]
-    assert stats["segments_held"] == 2
+    assert stats.fragments == len(fed)
+    assert live.bytes_total == sum(len(f.data) for f in fed)
+    assert stats.last_media_age_s == 0.0
+    clock[0] += 1.5
+    assert live.stats().last_media_age_s == 1.5
+    assert stats.segments == 2
     # The keyframe that closed segment 1 opens a part but no segment yet.
     assert live.segmenter.open_segment is None
-    assert stats["parts_held"] == sum(len(s.parts) for s in live.segmenter.segments) == 11
-    assert 0 < stats["bytes_held"] <= stats["bytes_total"] + len(live.init(1) or b"")
+    assert stats.parts == sum(len(s.parts) for s in live.segmenter.segments) == 11
+    assert 0 < stats.bytes_held <= live.bytes_total + len(live.init(1) or b"")
+    assert stats.as_dict()["lastMediaAgeSeconds"] == 0.0 and "fragmentsDropped" in stats.as_dict()
     assert live.init(1) == fixture_stream()[0].data and live.init(2) is None
     assert live.segment(1) is live.segmenter.segments[1] and live.segment(2) is None
     assert live.playlist(low_latency=False) is not None

@@ -47,8 +47,8 @@ def camera_ids(manager: StreamManager) -> list[str]:
     return [stream.spec.camera_id for stream in manager.streams]
 
 
-def stored_ids(manager: StreamManager) -> list[str]:
-    return sorted(record.camera_id for record in manager.store.load())
+async def stored_ids(manager: StreamManager) -> list[str]:
+    return sorted(record.camera_id for record in await manager.store.load())
 
 
 def rows(path: Path) -> list[tuple[object, ...]]:
@@ -69,13 +69,13 @@ async def test_a_camera_beyond_max_cameras_is_refused_and_nothing_changes(
     with pytest.raises(TooManyCameras, match="delete a camera first"):
         await manager.put(CameraSpec("d", URL), enabled=False)
 
-    assert camera_ids(manager) == ["a", "b", "c"] == stored_ids(manager)
+    assert camera_ids(manager) == ["a", "b", "c"] == await stored_ids(manager)
     # The cameras that exist can still be changed, and a delete makes room.
     await manager.put(CameraSpec("b", OTHER_URL, Overrides(audio="none")), enabled=True)
     await manager.restart("a")
     await manager.delete("c")
     await manager.start("d", URL)
-    assert camera_ids(manager) == ["a", "b", "d"] == stored_ids(manager)
+    assert camera_ids(manager) == ["a", "b", "d"] == await stored_ids(manager)
 
 
 # ----- locks -----------------------------------------------------------------------------------
@@ -89,7 +89,7 @@ async def test_commands_on_an_unknown_camera_leave_nothing_behind(
         with pytest.raises(NotFound):
             manager.get(f"ghost-{attempt}")
     assert len(manager._locks) == 0
-    assert manager.summary()["totalCount"] == 0 and stored_ids(manager) == []
+    assert manager.summary()["totalCount"] == 0 and await stored_ids(manager) == []
 
 
 async def test_a_lock_lives_exactly_while_someone_holds_or_waits_for_it() -> None:
@@ -143,7 +143,7 @@ async def test_delete_racing_restarts_gives_each_request_success_or_not_found(
     unexpected = [r for r in results if isinstance(r, BaseException)]
     assert all(isinstance(r, NotFound | AlreadyRunning) for r in unexpected), unexpected
     assert len(manager._locks) == 0
-    assert camera_ids(manager) == stored_ids(manager) == []
+    assert camera_ids(manager) == await stored_ids(manager) == []
 
 
 # ----- start-up with rows an older version wrote -----------------------------------------------
@@ -152,8 +152,8 @@ async def test_an_invalid_stored_row_is_skipped_with_one_line_and_kept(
 ) -> None:
     path = settings.data_dir / "camgate.db"
     store = SqliteStore(path)
-    store.save(CameraRecord("good", URL, {"audio": "none"}, True))
-    store.close()
+    await store.save(CameraRecord("good", URL, {"audio": "none"}, True))
+    await store.close()
     bad_rows = [
         ("fast", URL, json.dumps({"framerate": 500}), 1),
         ("at-sign", "rtsp://admin:Adm@123@10.0.0.5/live", "{}", 1),

@@ -12,8 +12,8 @@ import m3u8
 import pytest
 
 from camgate.fmp4 import Fmp4Reader, Fragment, InitSegment
-from camgate.hls.playlist import format_date_time, is_playable, render_media_playlist
-from camgate.hls.segmenter import Segmenter
+from camgate.outputs.hls.playlist import format_date_time, is_playable, render_media_playlist
+from camgate.outputs.hls.segmenter import Segmenter
 
 DATA = Path(__file__).parent / "data"
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

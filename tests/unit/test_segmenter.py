@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from camgate.fmp4 import Fmp4Reader, Fragment, InitSegment, TrackInfo
-from camgate.hls.segmenter import Part, Segmenter
+from camgate.outputs.hls.segmenter import Part, Segmenter
 
 DATA = Path(__file__).parent / "data"
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

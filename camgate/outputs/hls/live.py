@@ -3,6 +3,7 @@
 The stream task feeds it init segments and fragments; HTTP handlers read playlists, segments and
 parts from it and await new parts. Waiters sleep on one asyncio.Event that is set and replaced
 whenever a part or segment completes: no polling. It never does I/O and knows nothing of HTTP.
+It is the HLS output's `MediaSink` (see ``camgate.outputs.sink``).
 """
 
 from __future__ import annotations
@@ -10,12 +11,25 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
+from camgate.config import Settings
 from camgate.fmp4 import Fragment, InitSegment
-from camgate.hls.playlist import is_playable, render_media_playlist
-from camgate.hls.segmenter import Part, Segment, Segmenter
+from camgate.outputs.hls.playlist import is_playable, render_media_playlist
+from camgate.outputs.hls.segmenter import Part, Segment, Segmenter
+from camgate.outputs.sink import SinkStats, media_age_s
+
+# A plain-HLS player asks every few seconds; one that has not asked for this long is gone.
+VIEWER_SEEN_S = 10.0
+
+
+@dataclass(frozen=True)
+class HlsStats(SinkStats):
+    segments: int = 0
+    parts: int = 0
+    fragments: int = 0
+    fragments_dropped: int = 0
 
 
 def utc_now() -> datetime:
@@ -23,6 +37,8 @@ def utc_now() -> datetime:
 
 
 class LiveHls:
+    name = "hls"
+
     def __init__(
         self,
         segmenter: Segmenter,
@@ -37,7 +53,10 @@ class LiveHls:
         self._closed = False
         self.fragments_total = 0
         self.bytes_total = 0
+        self.bytes_sent = 0
         self.last_fragment_monotonic: float | None = None
+        self._waiting = 0
+        self._last_request_monotonic: float | None = None
 
     # --- input (from the stream task) ---
 
@@ -58,6 +77,10 @@ class LiveHls:
         parts: list[Part] = []
         self._notify_after(lambda: parts.extend(self.segmenter.flush()))
         return parts
+
+    def discontinuity(self) -> None:
+        """One FFmpeg run ended: close the open segment (the next run is marked discontinuous)."""
+        self.flush()
 
     def mark_discontinuity(self) -> None:
         self._notify_after(self.segmenter.mark_discontinuity)
@@ -104,15 +127,38 @@ class LiveHls:
     async def _wait(self, ready: Callable[[], bool], timeout_s: float) -> bool:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        while not ready():
-            remaining = deadline - loop.time()
-            if self._closed or remaining <= 0:
-                return False
-            try:
-                await asyncio.wait_for(self._changed.wait(), remaining)
-            except TimeoutError:
-                return ready()
-        return True
+        self._waiting += 1
+        try:
+            while not ready():
+                remaining = deadline - loop.time()
+                if self._closed or remaining <= 0:
+                    return False
+                try:
+                    await asyncio.wait_for(self._changed.wait(), remaining)
+                except TimeoutError:
+                    return ready()
+            return True
+        finally:
+            self._waiting -= 1
+
+    # --- viewers (for on-demand pulling and metrics) ---
+
+    def note_request(self, bytes_sent: int) -> None:
+        """An HTTP handler served something of this output."""
+        self._last_request_monotonic = self._monotonic()
+        self.bytes_sent += bytes_sent
+
+    @property
+    def consumers(self) -> int:
+        """Players following the stream: each LL-HLS player keeps one blocking request open;
+        a plain-HLS player counts while it asked within VIEWER_SEEN_S."""
+        last = self._last_request_monotonic
+        recent = last is not None and self._monotonic() - last < VIEWER_SEEN_S
+        return max(self._waiting, 1 if recent else 0)
+
+    @property
+    def ready(self) -> bool:
+        return self.playable(True)
 
     # --- lookups (for the HTTP handlers) ---
 
@@ -150,15 +196,26 @@ class LiveHls:
             return None
         return render_media_playlist(self.segmenter, low_latency=low_latency, uri_query=uri_query)
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> HlsStats:
         segmenter = self.segmenter
         held = [*segmenter.segments, *([segmenter.open_segment] if segmenter.open_segment else [])]
-        return {
-            "segments_held": len(segmenter.segments),
-            "parts_held": sum(len(segment.parts) for segment in held),
-            "bytes_held": segmenter.bytes_held,
-            "last_fragment_monotonic": self.last_fragment_monotonic,
-            "fragments_total": self.fragments_total,
-            "bytes_total": self.bytes_total,
-            "fragments_dropped": segmenter.fragments_dropped,
-        }
+        return HlsStats(
+            consumers=self.consumers,
+            bytes_held=segmenter.bytes_held,
+            bytes_sent=self.bytes_sent,
+            last_media_age_s=media_age_s(self.last_fragment_monotonic, self._monotonic()),
+            segments=len(segmenter.segments),
+            parts=sum(len(segment.parts) for segment in held),
+            fragments=self.fragments_total,
+            fragments_dropped=segmenter.fragments_dropped,
+        )
+
+
+class HlsOutput:
+    """Makes each starting stream's LL-HLS sink."""
+
+    name = "hls"
+
+    def create(self, camera_id: str, settings: Settings) -> LiveHls:
+        s = settings
+        return LiveHls(Segmenter(s.hls_segment_time_s, s.hls_part_time_s, s.hls_max_segments))

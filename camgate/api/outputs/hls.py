@@ -1,6 +1,6 @@
 """HTTP routes serving each camera's LL-HLS playlist, init segments, segments and parts from memory.
 
-A thin layer over ``camgate.hls.live.LiveHls``: it parses the blocking-reload query
+A thin layer over ``camgate.outputs.hls.live.LiveHls``: it parses the blocking-reload query
 (RFC 8216bis 6.2.5.2), awaits the live state and maps misses to HTTP statuses. It never touches
 files, FFmpeg or the segmenter's internals. Every route needs a viewer token or a signed viewer
 URL (see ``camgate.api.auth``); a signed playlist carries its signature on to every media URI.
@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request, Response
 from camgate.api.auth import Access, access
 from camgate.api.errors import error_response
 from camgate.api.guard import origin_key
-from camgate.hls.live import LiveHls
+from camgate.outputs.hls.live import LiveHls
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 MEDIA_TYPE = "video/mp4"  # Chromium's MSE via hls.js takes it for init, segments and parts
@@ -93,7 +93,8 @@ def create_hls_router(
     router = APIRouter()
     cors = CorsPolicy(cors_origins or [])
 
-    def media(request: Request, data: bytes) -> Response:
+    def media(request: Request, live: LiveHls, data: bytes) -> Response:
+        live.note_request(len(data))
         headers = {**cors.headers(request), "Cache-Control": MEDIA_CACHE}
         return Response(content=data, media_type=MEDIA_TYPE, headers=headers)
 
@@ -122,6 +123,7 @@ def create_hls_router(
         text = live.playlist(low_latency, uri_query=signed)
         if text is None:
             return failure(request, 404, f"camera {camera_id} has no playable stream")
+        live.note_request(len(text))
         headers = {**cors.headers(request), "Cache-Control": PLAYLIST_CACHE}
         return Response(content=text, media_type=PLAYLIST_TYPE, headers=headers)
 
@@ -130,18 +132,18 @@ def create_hls_router(
     async def init(camera_id: str, init_id: int, request: Request) -> Response:
         live = lookup(camera_id)
         data = live.init(init_id) if live is not None else None
-        if data is None:
+        if live is None or data is None:
             return failure(request, 404, f"no init segment {init_id}")
-        return media(request, data)
+        return media(request, live, data)
 
     @router.get("/hls/{camera_id}/seg-{msn:int}.m4s")
     @access(Access.PLAY)
     async def segment(camera_id: str, msn: int, request: Request) -> Response:
         live = lookup(camera_id)
         found = live.segment(msn) if live is not None else None
-        if found is None:
+        if live is None or found is None:
             return failure(request, 404, f"no segment {msn}")
-        return media(request, found.data)
+        return media(request, live, found.data)
 
     @router.get("/hls/{camera_id}/part-{index:int}.m4s")
     @access(Access.PLAY)
@@ -157,7 +159,7 @@ def create_hls_router(
             found = live.part(index)
         if found is None:
             return failure(request, 404, f"no part {index}")
-        return media(request, found.data)
+        return media(request, live, found.data)
 
     @router.options("/hls/{camera_id}/{name}")
     @access(Access.PUBLIC)

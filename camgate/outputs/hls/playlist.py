@@ -1,7 +1,7 @@
 """Renders the media playlist (RFC 8216bis, draft-pantos-hls-rfc8216bis) of one live stream.
 
 Pure functions from the segmenter's state to playlist text: no I/O, no clocks, no waiting
-(blocking reload lives in ``camgate.hls.live``). URIs are relative: ``init-<id>.mp4``,
+(blocking reload lives in ``camgate.outputs.hls.live``). URIs are relative: ``init-<id>.mp4``,
 ``seg-<msn>.m4s`` and ``part-<index>.m4s``, the last named by a counter that never restarts
 because the next part may start a new segment (LLHLS-NOTES.md).
 """
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
-from camgate.hls.segmenter import Segment
+from camgate.outputs.hls.segmenter import Segment
 
 LL_VERSION = 9  # RFC 8216bis 8: EXT-X-PART and friends are defined for version 9 playlists
 PLAIN_VERSION = 6  # RFC 8216bis 8: EXT-X-MAP without EXT-X-I-FRAMES-ONLY needs version 6
