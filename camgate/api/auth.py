@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-from fastapi import HTTPException, Request
+from fastapi import HTTPException, WebSocketException
+from starlette.requests import HTTPConnection
 
 from camgate.config import Settings
 from camgate.errors import InvalidInput
@@ -33,6 +34,7 @@ SECRET_BYTES = 32
 FILE_CHECK_INTERVAL_S = 1.0
 ACCESS_ATTRIBUTE = "__camgate_access__"
 SIGNATURE_PARAMS = ("exp", "sig")
+WS_POLICY_VIOLATION = 1008  # RFC 6455 7.4.1
 
 
 class Role(StrEnum):
@@ -219,7 +221,7 @@ class Authorizer:
         token = bearer_token(headers)
         return self.tokens.role_of(token) if token else None
 
-    def check(self, request: Request, level: Access) -> None:
+    def check(self, request: HTTPConnection, level: Access) -> None:
         if level is Access.PUBLIC:
             return
         camera_id = request.path_params.get("camera_id")
@@ -229,35 +231,45 @@ class Authorizer:
             return  # open mode: only ever on loopback (see camgate.cli)
         token = bearer_token(request.headers)
         if token is None:
-            raise HTTPException(
+            raise refusal(
+                request,
                 401,
                 "authentication required: send 'Authorization: Bearer <token>'"
                 + (" or use a signed viewer URL" if level is Access.PLAY else ""),
-                headers={"WWW-Authenticate": 'Bearer realm="camgate"'},
+                {"WWW-Authenticate": 'Bearer realm="camgate"'},
             )
         role = self.tokens.role_of(token)
         if role is None:
-            raise HTTPException(
-                401, "invalid token", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+            raise refusal(
+                request, 401, "invalid token", {"WWW-Authenticate": 'Bearer error="invalid_token"'}
             )
         if level is Access.ADMIN and role is not Role.ADMIN:
-            raise HTTPException(403, "this needs an admin token (a viewer token may only read)")
+            raise refusal(request, 403, "this needs an admin token (a viewer token may only read)")
 
-    def _signed(self, request: Request, camera_id: str) -> bool:
+    def _signed(self, request: HTTPConnection, camera_id: str) -> bool:
         """True for a valid signature; 403 for a bad one; False when the URL is not signed."""
         exp, sig = (request.query_params.get(name) for name in SIGNATURE_PARAMS)
         if exp is None and sig is None:
             return False
         verdict = self.signer.verify(camera_id, exp or "", sig or "")
         if verdict is Verdict.EXPIRED:
-            raise HTTPException(403, "this viewer URL has expired: ask for a new one")
+            raise refusal(request, 403, "this viewer URL has expired: ask for a new one")
         if verdict is Verdict.INVALID:
-            raise HTTPException(403, "invalid viewer URL signature")
+            raise refusal(request, 403, "invalid viewer URL signature")
         request.state.signed_query = self.signer.query(camera_id, int(exp or 0))
         return True
 
 
-async def authorize(request: Request) -> None:
+def refusal(
+    connection: HTTPConnection, status: int, message: str, headers: dict[str, str] | None = None
+) -> Exception:
+    """The error for a refused request: HTTP 401/403, or closing a WebSocket (policy)."""
+    if connection.scope["type"] == "websocket":
+        return WebSocketException(code=WS_POLICY_VIOLATION, reason=message[:120])
+    return HTTPException(status, message, headers=headers)
+
+
+async def authorize(request: HTTPConnection) -> None:
     """App-wide dependency: the access level of the matched route, enforced."""
     level = access_of(request.scope.get("endpoint"))
     authorizer: Authorizer = request.app.state.authorizer
