@@ -205,6 +205,7 @@ class CameraSpec:
     camera_id: str
     url: str
     overrides: Overrides = field(default_factory=Overrides)
+    on_demand: bool = False  # pulled only while someone watches
 
     def __post_init__(self) -> None:
         validate_camera_id(self.camera_id)

@@ -5,6 +5,7 @@
         url: rtsp://user:pass@192.168.1.20:554/stream1
         overrides: {audio: none}      # optional, as in the API
         enabled: true                 # optional; false declares the camera without streaming
+        onDemand: false               # optional; true pulls it only while someone watches
 
 Pure parsing: every problem is an `InvalidInput` naming the file, the line and the field.
 """
@@ -20,7 +21,7 @@ from pydantic import ValidationError
 from camgate.camera import CameraSpec, Overrides
 from camgate.errors import InvalidInput
 
-_CAMERA_KEYS = {"url", "overrides", "enabled"}
+_CAMERA_KEYS = {"url", "overrides", "enabled", "onDemand"}
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,20 @@ def _scalar(node: yaml.Node) -> object:
     return yaml.safe_load(yaml.serialize(node))
 
 
+FLAGS = (("enabled", True), ("onDemand", False))
+
+
+def _flag(
+    path: Path, fields: dict[str, tuple[yaml.Node, yaml.Node]], key: str, where: str, default: bool
+) -> bool:
+    if key not in fields:
+        return default
+    value = _scalar(fields[key][1])
+    if not isinstance(value, bool):
+        raise _fail(path, fields[key][1], f"{where}.{key}: must be true or false")
+    return value
+
+
 def _parse_camera(path: Path, name: yaml.Node, body: yaml.Node) -> DeclaredCamera:
     camera_id = str(name.value)
     where = f"cameras.{camera_id}"
@@ -49,9 +64,7 @@ def _parse_camera(path: Path, name: yaml.Node, body: yaml.Node) -> DeclaredCamer
     if "url" not in fields:
         raise _fail(path, body, f"{where}.url: required")
     url_node = fields["url"][1]
-    enabled = _scalar(fields["enabled"][1]) if "enabled" in fields else True
-    if not isinstance(enabled, bool):
-        raise _fail(path, fields["enabled"][1], f"{where}.enabled: must be true or false")
+    enabled, on_demand = (_flag(path, fields, key, where, default) for key, default in FLAGS)
     try:
         overrides = (
             Overrides.model_validate(_scalar(fields["overrides"][1]) or {})
@@ -64,7 +77,7 @@ def _parse_camera(path: Path, name: yaml.Node, body: yaml.Node) -> DeclaredCamer
         message = detail["msg"].removeprefix("Value error, ") if detail else "must be a mapping"
         raise _fail(path, fields["overrides"][1], f"{where}.overrides{field}: {message}") from None
     try:
-        spec = CameraSpec(camera_id, str(_scalar(url_node)), overrides)
+        spec = CameraSpec(camera_id, str(_scalar(url_node)), overrides, on_demand)
     except InvalidInput as error:
         node = name if "cameraId" in str(error) else url_node
         field = "" if node is name else ".url"

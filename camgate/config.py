@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     healthy_after_s: float = Field(30.0, alias="HEALTHY_AFTER", gt=0, le=3600)
     hls_block_timeout_s: float = Field(6.0, alias="HLS_BLOCK_TIMEOUT", ge=1, le=60)
     max_cameras: int = Field(256, alias="MAX_CAMERAS", ge=1, le=100_000)
+    on_demand_idle_s: float = Field(30.0, alias="ON_DEMAND_IDLE_S", ge=1, le=86400)
+    on_demand_start_timeout_s: float = Field(
+        15.0, alias="ON_DEMAND_START_TIMEOUT", ge=1, le=120
+    )
     # Security (see SECURITY.md). Tokens: "admin:TOKEN", "viewer:TOKEN" or a bare admin TOKEN.
     api_tokens: str = Field("", alias="CAMGATE_API_TOKENS", repr=False)
     api_tokens_file: Path | None = Field(None, alias="CAMGATE_API_TOKENS_FILE")

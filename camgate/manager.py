@@ -31,6 +31,7 @@ from camgate.events import EventBus, EventType
 from camgate.ffmpeg import find_ffmpeg
 from camgate.outputs.hls import HlsOutput
 from camgate.outputs.sink import MediaSink, OutputFactory
+from camgate.state import StreamState
 from camgate.store import CameraRecord, MemoryStore, Store
 from camgate.stream import Stream
 
@@ -78,7 +79,7 @@ def spec_from_record(record: CameraRecord) -> CameraSpec:
         first = error.errors()[0]
         where = ".".join(str(part) for part in ("overrides", *first["loc"]))
         raise InvalidInput(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
-    return CameraSpec(record.camera_id, record.url, overrides)
+    return CameraSpec(record.camera_id, record.url, overrides, record.on_demand)
 
 
 class StreamManager:
@@ -109,6 +110,18 @@ class StreamManager:
             raise NotFound(f"Camera {camera_id} not found")
         return stream
 
+    async def demand(self, camera_id: str, output: str) -> MediaSink | None:
+        """The named output of a camera a viewer asks for. An idle on-demand camera is woken
+        and waited for (up to ON_DEMAND_START_TIMEOUT); 503 when no stream slot is free."""
+        stream = self._streams.get(camera_id)
+        if stream is None or not stream.spec.on_demand or not stream.active:
+            return self.sink(camera_id, output)
+        if stream.state is StreamState.IDLE:
+            self._check_capacity()
+            stream.wake()
+        await stream.wait_running(self.settings.on_demand_start_timeout_s)
+        return self.sink(camera_id, output)
+
     def sink(self, camera_id: str, output: str) -> MediaSink | None:
         """The named output of a camera's stream, while it streams."""
         stream = self._streams.get(camera_id)
@@ -121,7 +134,7 @@ class StreamManager:
 
     @property
     def active_count(self) -> int:
-        return sum(1 for stream in self._streams.values() if stream.active)
+        return sum(1 for stream in self._streams.values() if stream.pulling)
 
     @property
     def running(self) -> bool:
@@ -144,7 +157,11 @@ class StreamManager:
                 f"Camera limit reached (MAX_CAMERAS={limit}): delete a camera first"
             )
 
-    def _check_capacity(self) -> None:
+    def _check_capacity(self, spec: CameraSpec | None = None) -> None:
+        """503 when MAX_CONCURRENT_STREAMS cameras are pulled already (an on-demand camera
+        needs a slot only once a viewer wakes it)."""
+        if spec is not None and spec.on_demand:
+            return
         limit = self.settings.max_concurrent_streams
         if self.active_count >= limit:
             raise CapacityReached(f"Maximum concurrent streams reached ({limit})")
@@ -180,7 +197,7 @@ class StreamManager:
         if current is not None and current.active:
             raise AlreadyRunning(f"Stream already running for camera {spec.camera_id}")
         self._check_new_camera(spec.camera_id)
-        self._check_capacity()
+        self._check_capacity(spec)
         await self._persist(spec, enabled=True)
         stream = self._launch(spec)
         log.info("stream requested", extra={"camera": spec.camera_id})
@@ -204,9 +221,10 @@ class StreamManager:
                 camera_id,
                 url or old.spec.url,
                 overrides if overrides is not None else old.spec.overrides,
+                old.spec.on_demand,
             )
-            if not old.active:
-                self._check_capacity()
+            if not old.pulling:
+                self._check_capacity(spec)
             await self._persist(spec, enabled=True)
             await old.stop()
             stream = self._launch(spec)
@@ -220,8 +238,8 @@ class StreamManager:
             old = self._streams.get(spec.camera_id)
             was_active = old is not None and old.active
             self._check_new_camera(spec.camera_id)
-            if enabled and not was_active:
-                self._check_capacity()
+            if enabled and not (old is not None and old.pulling):
+                self._check_capacity(spec)
             await self._persist(spec, enabled=enabled)
             if old is not None and was_active:
                 if old.spec == spec and enabled:
@@ -240,7 +258,9 @@ class StreamManager:
 
     async def _persist(self, spec: CameraSpec, enabled: bool) -> None:
         await self.store.save(
-            CameraRecord(spec.camera_id, spec.url, spec.overrides.as_dict(), enabled)
+            CameraRecord(
+                spec.camera_id, spec.url, spec.overrides.as_dict(), enabled, spec.on_demand
+            )
         )
 
     # ----- process lifetime ------------------------------------------------------------------
@@ -267,7 +287,8 @@ class StreamManager:
                     extra={"camera": str(record.camera_id)},
                 )
                 continue
-            if record.enabled and self.active_count < self.settings.max_concurrent_streams:
+            room = self.active_count < self.settings.max_concurrent_streams
+            if record.enabled and (room or spec.on_demand):
                 self._launch(spec)
             else:
                 self._register(spec)

@@ -6,8 +6,11 @@ from enum import StrEnum
 
 
 class StreamState(StrEnum):
-    """stopped -> starting -> running -> backoff -> starting ...; stopped / failed until started."""
+    """stopped -> starting -> running -> backoff -> starting ...; stopped / failed until started.
+    An on-demand camera waits in idle (started, not pulled) until a viewer asks for it, and goes
+    back to idle when nobody watches."""
 
+    IDLE = "idle"  # on-demand: wanted, but not pulled while nobody watches
     STARTING = "starting"  # FFmpeg launched, nothing playable yet
     RUNNING = "running"  # playable media is flowing
     BACKOFF = "backoff"  # FFmpeg ended or stalled; waiting before the next attempt
@@ -16,21 +19,22 @@ class StreamState(StrEnum):
     FAILED = "failed"  # gave up after RESTART_MAX_ATTEMPTS attempts
 
 
-ACTIVE_STATES = frozenset(
+# Pulling a camera: these count against MAX_CONCURRENT_STREAMS.
+PULLING_STATES = frozenset(
     {StreamState.STARTING, StreamState.RUNNING, StreamState.BACKOFF, StreamState.STOPPING}
 )
+# Started (wanted on): a second start is refused.
+ACTIVE_STATES = PULLING_STATES | {StreamState.IDLE}
 
+_S = StreamState
 TRANSITIONS: dict[StreamState, frozenset[StreamState]] = {
-    StreamState.STARTING: frozenset(
-        {StreamState.RUNNING, StreamState.BACKOFF, StreamState.STOPPING, StreamState.FAILED}
-    ),
-    StreamState.RUNNING: frozenset({StreamState.BACKOFF, StreamState.STOPPING, StreamState.FAILED}),
-    StreamState.BACKOFF: frozenset(
-        {StreamState.STARTING, StreamState.STOPPING, StreamState.FAILED}
-    ),
-    StreamState.STOPPING: frozenset({StreamState.STOPPED}),
-    StreamState.STOPPED: frozenset({StreamState.STARTING}),
-    StreamState.FAILED: frozenset({StreamState.STARTING, StreamState.STOPPING}),
+    _S.IDLE: frozenset({_S.STARTING, _S.STOPPING}),
+    _S.STARTING: frozenset({_S.RUNNING, _S.BACKOFF, _S.STOPPING, _S.FAILED, _S.IDLE}),
+    _S.RUNNING: frozenset({_S.BACKOFF, _S.STOPPING, _S.FAILED, _S.IDLE}),
+    _S.BACKOFF: frozenset({_S.STARTING, _S.STOPPING, _S.FAILED, _S.IDLE}),
+    _S.STOPPING: frozenset({_S.STOPPED}),
+    _S.STOPPED: frozenset({_S.STARTING, _S.IDLE}),
+    _S.FAILED: frozenset({_S.STARTING, _S.STOPPING, _S.IDLE}),
 }
 
 

@@ -58,7 +58,9 @@ class StreamStatus(BaseModel):
     """Everything a user needs to tell whether a camera is healthy, and why not."""
 
     cameraId: str
-    state: StreamState
+    state: StreamState = Field(description="idle: an on-demand camera nobody watches (not pulled)")
+    onDemand: bool = False
+    consumers: int = Field(0, description="viewers of all outputs now")
     rtspUrl: str = Field(description="the camera URL with user and password masked")
     playback: Playback
     hlsUrl: str

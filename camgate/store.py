@@ -12,13 +12,13 @@ import json
 import os
 import sqlite3
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
 from camgate.errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS cameras (
@@ -26,9 +26,14 @@ CREATE TABLE IF NOT EXISTS cameras (
     url TEXT NOT NULL,
     overrides TEXT NOT NULL DEFAULT '{}',
     enabled INTEGER NOT NULL DEFAULT 0,
-    updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    on_demand INTEGER NOT NULL DEFAULT 0
 );
 """
+# Schema version -> the statements that bring the previous version to it.
+_MIGRATIONS: dict[int, list[str]] = {
+    2: ["ALTER TABLE cameras ADD COLUMN on_demand INTEGER NOT NULL DEFAULT 0"],
+}
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,7 @@ class CameraRecord:
     url: str
     overrides: object
     enabled: bool
+    on_demand: bool = False
 
 
 def _decode_overrides(text: str) -> object:
@@ -78,9 +84,7 @@ class MemoryStore:
     async def set_enabled(self, camera_id: str, enabled: bool) -> None:
         record = self._records.get(camera_id)
         if record is not None:
-            self._records[camera_id] = CameraRecord(
-                record.camera_id, record.url, record.overrides, enabled
-            )
+            self._records[camera_id] = replace(record, enabled=enabled)
 
     async def delete(self, camera_id: str) -> None:
         self._records.pop(camera_id, None)
@@ -121,7 +125,24 @@ class SqliteStore:
             raise sqlite3.DatabaseError(
                 f"schema version {row[0]} is newer than this camgate ({SCHEMA_VERSION})"
             )
+        else:
+            for version in range(int(row[0]) + 1, SCHEMA_VERSION + 1):
+                self._upgrade(version)
         os.chmod(self.path, 0o600)
+
+    def _upgrade(self, version: int) -> None:
+        """Apply one migration and record it, in one transaction."""
+        self._db.execute("BEGIN")
+        try:
+            for statement in _MIGRATIONS[version]:
+                self._db.execute(statement)
+            self._db.execute(
+                "UPDATE meta SET value=? WHERE key='schema_version'", (str(version),)
+            )
+            self._db.execute("COMMIT")
+        except sqlite3.Error:
+            self._db.execute("ROLLBACK")
+            raise
 
     def _write(self, sql: str, params: tuple[object, ...]) -> None:
         try:
@@ -134,18 +155,29 @@ class SqliteStore:
         try:
             with self._lock:
                 rows = self._db.execute(
-                    "SELECT camera_id, url, overrides, enabled FROM cameras ORDER BY camera_id"
+                    "SELECT camera_id, url, overrides, enabled, on_demand FROM cameras "
+                    "ORDER BY camera_id"
                 ).fetchall()
-            return [CameraRecord(r[0], r[1], _decode_overrides(r[2]), bool(r[3])) for r in rows]
+            return [
+                CameraRecord(r[0], r[1], _decode_overrides(r[2]), bool(r[3]), bool(r[4]))
+                for r in rows
+            ]
         except sqlite3.Error as error:
             raise StoreError(f"cannot read the camera database {self.path}: {error}") from None
 
     def _save(self, record: CameraRecord) -> None:
         self._write(
-            "INSERT INTO cameras(camera_id, url, overrides, enabled) VALUES(?, ?, ?, ?) "
-            "ON CONFLICT(camera_id) DO UPDATE SET url=excluded.url, overrides=excluded.overrides,"
-            " enabled=excluded.enabled, updated_at=strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-            (record.camera_id, record.url, json.dumps(record.overrides), int(record.enabled)),
+            "INSERT INTO cameras(camera_id, url, overrides, enabled, on_demand) "
+            "VALUES(?, ?, ?, ?, ?) ON CONFLICT(camera_id) DO UPDATE SET url=excluded.url, "
+            "overrides=excluded.overrides, enabled=excluded.enabled, "
+            "on_demand=excluded.on_demand, updated_at=strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+            (
+                record.camera_id,
+                record.url,
+                json.dumps(record.overrides),
+                int(record.enabled),
+                int(record.on_demand),
+            ),
         )
 
     def _set_enabled(self, camera_id: str, enabled: bool) -> None:

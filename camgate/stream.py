@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from camgate import child
 from camgate.camera import CameraSpec, redact_text
@@ -35,7 +36,13 @@ from camgate.ffmpeg import (
 )
 from camgate.fmp4 import Fmp4Error, Fmp4Reader, Fragment, InitSegment
 from camgate.outputs.sink import OutputFactory, Outputs
-from camgate.state import ACTIVE_STATES, StreamState, backoff_delay_s, check_transition
+from camgate.state import (
+    ACTIVE_STATES,
+    PULLING_STATES,
+    StreamState,
+    backoff_delay_s,
+    check_transition,
+)
 from camgate.status import Codecs, HlsStatus, Playback, StreamStatus
 
 log = logging.getLogger("camgate.stream")
@@ -57,6 +64,10 @@ class _Attempt:
     started_monotonic: float
     failure: Failure | None = None
     exit_code: int | None = None
+    unwatched: bool = False  # an on-demand camera that nobody watched any more
+
+
+UNWATCHED = "unwatched"  # what the viewer watch returns when an on-demand camera goes idle
 
 
 class Stream:
@@ -90,17 +101,28 @@ class Stream:
         self._last_media = time.monotonic()
         self._stderr: deque[str] = deque(maxlen=STDERR_LINES_KEPT)
         self._stop = asyncio.Event()
+        self._wanted = asyncio.Event()  # an on-demand camera in idle has a viewer
+        self._changed = asyncio.Event()  # set and replaced at every transition
+        self._last_watched = time.monotonic()
+        self._viewers_waiting = 0  # viewers waiting in wait_running() for an on-demand start
         self._supervisor: asyncio.Task[None] | None = None
         self._log = logging.LoggerAdapter(log, {"camera": spec.camera_id})
 
     # ----- lifecycle -------------------------------------------------------------------------
     @property
     def active(self) -> bool:
+        """Started: streaming, or an on-demand camera waiting for a viewer."""
         return self.state in ACTIVE_STATES
 
+    @property
+    def pulling(self) -> bool:
+        """FFmpeg runs or is about to: this counts against MAX_CONCURRENT_STREAMS."""
+        return self.state in PULLING_STATES
+
     def start(self) -> None:
-        """Begin supervising (returns at once; progress shows in state and events)."""
-        self._transition(StreamState.STARTING)
+        """Begin supervising (returns at once; progress shows in state and events). An
+        on-demand camera waits in `idle` until `wake()`."""
+        self._transition(StreamState.IDLE if self.spec.on_demand else StreamState.STARTING)
         self._stop = asyncio.Event()
         self.started_at = datetime.now(UTC)
         self.attempt = 0
@@ -133,9 +155,14 @@ class Stream:
     async def _supervise(self) -> None:
         try:
             while not self._stop.is_set():
+                if self.state is StreamState.IDLE and not await self._until_wanted():
+                    return
                 attempt = await self._run_guarded()
                 if self._stop.is_set():
                     return
+                if attempt.unwatched:
+                    self._go_idle()
+                    continue
                 if time.monotonic() - attempt.started_monotonic >= self._settings.healthy_after_s:
                     self.attempt = 0
                 self.attempt += 1
@@ -193,6 +220,9 @@ class Stream:
             await asyncio.wait_for(self._stop.wait(), delay)
         if self._stop.is_set():
             return False
+        if self.spec.on_demand and self.unwatched_s() >= s.on_demand_idle_s:
+            self._go_idle()  # nobody waits for this camera to come back
+            return True
         self.next_retry_at = None
         self.restart_count += 1
         self._transition(StreamState.STARTING)
@@ -249,13 +279,15 @@ class Stream:
             not self.spec.overrides.reencode,
         )
         try:
-            attempt.failure = await self._watch(process)
+            outcome = await self._watch(process)
+            attempt.unwatched = outcome == UNWATCHED
+            attempt.failure = outcome if isinstance(outcome, Failure) else None
         finally:
             attempt.exit_code = await child.terminate(process, self._settings.stop_timeout_s)
             self.pid = None
             if self.outputs is not None:
                 self.outputs.discontinuity()
-        if attempt.failure is None and not self._stop.is_set():
+        if attempt.failure is None and not attempt.unwatched and not self._stop.is_set():
             attempt.failure = classify_stderr(list(self._stderr), attempt.exit_code)
 
     async def _spawn(self, command: FfmpegCommand) -> asyncio.subprocess.Process:
@@ -292,21 +324,24 @@ class Stream:
         # Without SPS/PPS in the SDP FFmpeg reports no picture size: probe the stream instead.
         return info, info.width is not None
 
-    async def _watch(self, process: asyncio.subprocess.Process) -> Failure | None:
-        """Run until FFmpeg exits, stalls, writes garbage or the stream is stopped."""
+    async def _watch(self, process: asyncio.subprocess.Process) -> Failure | str | None:
+        """Run until FFmpeg exits, stalls, writes garbage, nobody watches an on-demand camera
+        (UNWATCHED) or the stream is stopped."""
         assert process.stdout is not None and process.stderr is not None
         pump = asyncio.create_task(self._pump(process.stdout))
-        tasks = {
+        tasks: set[asyncio.Task[Any]] = {
             pump,
             asyncio.create_task(self._read_stderr(process.stderr)),
             asyncio.create_task(self._watchdog()),
             asyncio.create_task(self._stop.wait()),
         }
+        if self.spec.on_demand:
+            tasks.add(asyncio.create_task(self._viewer_watch()))
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 result = task.result()
-                if isinstance(result, Failure):
+                if isinstance(result, Failure) or result == UNWATCHED:
                     return result
             if pump in done:  # stdout closed: FFmpeg is ending; let stderr drain its last words
                 with contextlib.suppress(TimeoutError):
@@ -368,6 +403,66 @@ class Stream:
         harmless = any(marker in line for marker in _HARMLESS)
         self._log.log(logging.DEBUG if harmless else logging.INFO, "ffmpeg: %s", line)
 
+    # ----- on-demand -------------------------------------------------------------------------
+    def wake(self) -> None:
+        """A viewer wants an idle on-demand camera: start pulling it."""
+        self._last_watched = time.monotonic()
+        self._wanted.set()
+
+    def unwatched_s(self) -> float:
+        """Seconds since any output last had a viewer."""
+        now = time.monotonic()
+        watched = self.outputs is not None and self.outputs.consumers > 0
+        if watched or self._viewers_waiting:
+            self._last_watched = now
+        return now - self._last_watched
+
+    async def wait_running(self, timeout_s: float) -> bool:
+        """Wait until the stream runs; False at the deadline or once it can no longer start."""
+        settled = {StreamState.RUNNING, StreamState.FAILED, StreamState.STOPPING}
+        self._viewers_waiting += 1
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout_s):
+                    while self.state not in settled | {StreamState.STOPPED}:
+                        await self._changed.wait()
+        finally:
+            self._viewers_waiting -= 1
+        return self.state is StreamState.RUNNING
+
+    async def _until_wanted(self) -> bool:
+        """In idle: wait for a viewer (True) or a stop (False)."""
+        stop = asyncio.ensure_future(self._stop.wait())
+        wanted = asyncio.ensure_future(self._wanted.wait())
+        try:
+            await asyncio.wait({stop, wanted}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            wanted.cancel()
+        if self._stop.is_set():
+            return False
+        self._wanted.clear()
+        self._last_watched = time.monotonic()
+        self._transition(StreamState.STARTING)
+        return True
+
+    async def _viewer_watch(self) -> str:
+        idle_s = self._settings.on_demand_idle_s
+        while (unwatched := self.unwatched_s()) < idle_s:
+            await asyncio.sleep(min(1.0, idle_s - unwatched))
+        return UNWATCHED
+
+    def _go_idle(self) -> None:
+        """Nobody watched for ON_DEMAND_IDLE_S: stop pulling; fresh outputs for the next viewer."""
+        self._log.info("no viewers for %.0fs: idle until the next one", self.unwatched_s())
+        self.running_since = None
+        self.next_retry_at = None
+        self.attempt = 0
+        if self.outputs is not None:
+            self.outputs.close()
+        self.outputs = Outputs.build(self._output_factories, self.spec.camera_id, self._settings)
+        self._transition(StreamState.IDLE)
+
     async def _watchdog(self) -> Failure:
         timeout_s = self._settings.stall_timeout_s
         while True:
@@ -392,6 +487,8 @@ class Stream:
     def _transition(self, new: StreamState) -> None:
         """The one place a state changes; every change is one event carrying the new status."""
         self.state = check_transition(self.state, new)
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
         status = self.status().model_dump(mode="json")
         self._bus.publish(EventType.STATE, self.spec.camera_id, state=str(new), status=status)
 
@@ -408,6 +505,8 @@ class Stream:
         return StreamStatus(
             cameraId=self.spec.camera_id,
             state=self.state,
+            onDemand=self.spec.on_demand,
+            consumers=self.outputs.consumers if self.outputs is not None else 0,
             rtspUrl=self.spec.redacted_url,
             playback=Playback(
                 hls=self.playlist_path,

@@ -30,6 +30,9 @@ class CameraBody(BaseModel):
     rtspUrl: str
     overrides: Overrides = Overrides()
     enabled: bool = True
+    onDemand: bool = Field(
+        False, description="pull the camera only while someone watches (idle otherwise)"
+    )
 
     _valid_url = field_validator("rtspUrl")(check_url)
 
@@ -59,7 +62,8 @@ async def get_camera(camera_id: CameraId, manager: Manager) -> dict[str, Any]:
 @access(Access.ADMIN)
 async def put_camera(camera_id: CameraId, body: CameraBody, manager: Manager) -> dict[str, Any]:
     """Create or replace a camera; it streams if `enabled` (the default)."""
-    stream = await manager.put(CameraSpec(camera_id, body.rtspUrl, body.overrides), body.enabled)
+    spec = CameraSpec(camera_id, body.rtspUrl, body.overrides, body.onDemand)
+    stream = await manager.put(spec, body.enabled)
     return ok(f"Camera {camera_id} saved", status_of(stream))
 
 

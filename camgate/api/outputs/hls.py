@@ -9,7 +9,7 @@ Cross-origin players are allowed only for the origins in CAMGATE_CORS_ORIGINS.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Request, Response
 
@@ -86,10 +86,12 @@ class CorsPolicy:
 def create_hls_router(
     lookup: Callable[[str], LiveHls | None],
     *,
+    demand: Callable[[str], Awaitable[LiveHls | None]] | None = None,
     block_timeout_s: float | None = None,
     cors_origins: list[str] | None = None,
 ) -> APIRouter:
-    """Routes under /hls/{camera_id}/. ``block_timeout_s`` None means three target durations."""
+    """Routes under /hls/{camera_id}/. ``block_timeout_s`` None means three target durations;
+    ``demand`` (if given) wakes an idle on-demand camera for a playlist request and waits."""
     router = APIRouter()
     cors = CorsPolicy(cors_origins or [])
 
@@ -111,6 +113,10 @@ def create_hls_router(
     async def playlist(camera_id: str, request: Request) -> Response:
         live = lookup(camera_id)
         low_latency = wants_low_latency(request)
+        if (live is None or not live.playable(low_latency)) and demand is not None:
+            live = await demand(camera_id)
+            if live is not None and not live.playable(low_latency):
+                await live.wait_until_playable(timeout_for(live))
         if live is None or not live.playable(low_latency):
             return failure(request, 404, f"camera {camera_id} has no playable stream")
         try:
