@@ -16,8 +16,8 @@ from tests.support.server import CamgateServer, ffmpeg_pids, wait_for
 pytestmark = pytest.mark.integration
 
 IDLE_S = 2
-# A plain-HLS viewer counts for 10 s after its last request (camgate.outputs.hls.live).
-VIEWER_MEMORY_S = 10
+# A plain-HLS viewer counts for three target durations (2 s) after its last request.
+VIEWER_MEMORY_S = 6
 
 
 def server_pid(server: CamgateServer) -> int:

@@ -20,8 +20,9 @@ from camgate.outputs.hls.playlist import is_playable, render_media_playlist
 from camgate.outputs.hls.segmenter import Part, Segment, Segmenter
 from camgate.outputs.sink import SinkStats, media_age_s
 
-# A plain-HLS player asks every few seconds; one that has not asked for this long is gone.
-VIEWER_SEEN_S = 10.0
+# RFC 8216bis 6.3.4: a player reloads a live playlist at least once per target duration; one
+# that has not asked for this many target durations is gone.
+VIEWER_SEEN_TARGET_DURATIONS = 3
 
 
 @dataclass(frozen=True)
@@ -151,9 +152,10 @@ class LiveHls:
     @property
     def consumers(self) -> int:
         """Players following the stream: each LL-HLS player keeps one blocking request open;
-        a plain-HLS player counts while it asked within VIEWER_SEEN_S."""
+        a plain-HLS player counts while it asked within three target durations."""
         last = self._last_request_monotonic
-        recent = last is not None and self._monotonic() - last < VIEWER_SEEN_S
+        seen_s = VIEWER_SEEN_TARGET_DURATIONS * self.segmenter.target_duration
+        recent = last is not None and self._monotonic() - last < seen_s
         return max(self._waiting, 1 if recent else 0)
 
     @property
