@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     on_demand_start_timeout_s: float = Field(
         15.0, alias="ON_DEMAND_START_TIMEOUT", ge=1, le=120
     )
+    # MSE over WebSocket: the latest keyframe interval kept for joining viewers, and how far one
+    # viewer may fall behind before it skips to the next keyframe (both should hold a GOP).
+    mse_gop_max_bytes: int = Field(8_000_000, alias="MSE_GOP_MAX_BYTES", ge=65536, le=1 << 30)
+    mse_client_queue_bytes: int = Field(
+        8_000_000, alias="MSE_CLIENT_QUEUE_BYTES", ge=16384, le=1 << 30
+    )
     # Security (see SECURITY.md). Tokens: "admin:TOKEN", "viewer:TOKEN" or a bare admin TOKEN.
     api_tokens: str = Field("", alias="CAMGATE_API_TOKENS", repr=False)
     api_tokens_file: Path | None = Field(None, alias="CAMGATE_API_TOKENS_FILE")

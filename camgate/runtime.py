@@ -11,17 +11,20 @@ from dataclasses import dataclass
 
 from camgate.camera_file import DeclaredCamera, load_camera_file
 from camgate.config import Settings
+from camgate.ffmpeg import find_ffmpeg
 from camgate.manager import StreamManager
 from camgate.outputs.hls import HlsOutput
+from camgate.outputs.mse import MseOutput
 from camgate.outputs.sink import OutputFactory
+from camgate.outputs.snapshot import SnapshotOutput
 from camgate.store import SqliteStore, Store
 
 DATABASE_FILE = "camgate.db"
 
 
-def default_outputs() -> tuple[OutputFactory, ...]:
+def default_outputs(settings: Settings) -> tuple[OutputFactory, ...]:
     """Every output a camgate server offers for each camera."""
-    return (HlsOutput(),)
+    return (HlsOutput(), MseOutput(), SnapshotOutput(find_ffmpeg(settings.ffmpeg_path)))
 
 
 @dataclass
@@ -46,7 +49,7 @@ class Runtime:
             file = settings.config_file
             declared = load_camera_file(file) if file else []
         store = store or SqliteStore(settings.data_dir / DATABASE_FILE)
-        return cls(settings, store, declared, default_outputs())
+        return cls(settings, store, declared, default_outputs(settings))
 
     def manager(self) -> StreamManager:
         return StreamManager(self.settings, store=self.store, outputs=self.outputs)

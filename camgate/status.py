@@ -20,6 +20,7 @@ class Playback(BaseModel):
     llhls: str
     plainHls: str
     player: str
+    snapshot: str | None = Field(None, description="the latest keyframe as a JPEG")
 
 
 class VideoCodec(BaseModel):

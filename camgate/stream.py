@@ -1,5 +1,6 @@
-"""One camera's stream: the supervisor that runs FFmpeg, fans its output out to the camera's
-outputs (through the `MediaSink` seam), watches for stalls and restarts with backoff.
+"""One camera's stream: the supervisor that pulls the camera (`camgate.pull`), fans what FFmpeg
+produces out to the camera's outputs (through the `MediaSink` seam), restarts with backoff and,
+for an on-demand camera, pulls it only while someone watches.
 
 A `Stream` owns every task and process it starts and ends them all in `stop()`. It knows nothing
 of HTTP. Its camera URL is only ever passed to FFmpeg; status, events and logs show it redacted.
@@ -12,30 +13,17 @@ import contextlib
 import logging
 import random
 import time
-from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from camgate import child
 from camgate.camera import CameraSpec, redact_text
 from camgate.config import Settings
 from camgate.events import EventBus, EventType
-from camgate.ffmpeg import (
-    Failure,
-    FailureReason,
-    FfmpegCommand,
-    MediaInfo,
-    StderrLines,
-    classify_probe_failure,
-    classify_stderr,
-    parse_media_info,
-    probe_command,
-    stream_command,
-)
-from camgate.fmp4 import Fmp4Error, Fmp4Reader, Fragment, InitSegment
+from camgate.ffmpeg import Failure, FailureReason, MediaInfo
+from camgate.fmp4 import Fragment, InitSegment
 from camgate.outputs.sink import OutputFactory, Outputs
+from camgate.pull import UNWATCHED, Attempt, Pull, PullHooks
 from camgate.state import (
     ACTIVE_STATES,
     PULLING_STATES,
@@ -47,27 +35,9 @@ from camgate.status import Codecs, HlsStatus, Playback, StreamStatus
 
 log = logging.getLogger("camgate.stream")
 
-READ_CHUNK_BYTES = 256 * 1024
-STDERR_CHUNK_BYTES = 16 * 1024
-STDERR_LINES_KEPT = 40
 # Cameras lock an account after a few bad logins, and a wrong path does not fix itself: these
 # wait the longest delay from the first failure instead of growing towards it.
 SLOW_RETRY_REASONS = frozenset({FailureReason.AUTH_FAILED, FailureReason.NOT_FOUND})
-# FFmpeg notes that are expected with stream copy from RTSP and say nothing about health.
-_HARMLESS = ("Timestamps are unset", "Non-monotonous DTS", "non monotonically", "max delay reached")
-
-
-@dataclass
-class _Attempt:
-    """What one FFmpeg run of a stream learned, for the supervisor's decision."""
-
-    started_monotonic: float
-    failure: Failure | None = None
-    exit_code: int | None = None
-    unwatched: bool = False  # an on-demand camera that nobody watched any more
-
-
-UNWATCHED = "unwatched"  # what the viewer watch returns when an on-demand camera goes idle
 
 
 class Stream:
@@ -98,8 +68,6 @@ class Stream:
         self.next_retry_at: datetime | None = None
         self.bytes_received = 0
         self.pid: int | None = None
-        self._last_media = time.monotonic()
-        self._stderr: deque[str] = deque(maxlen=STDERR_LINES_KEPT)
         self._stop = asyncio.Event()
         self._wanted = asyncio.Event()  # an on-demand camera in idle has a viewer
         self._changed = asyncio.Event()  # set and replaced at every transition
@@ -157,7 +125,7 @@ class Stream:
             while not self._stop.is_set():
                 if self.state is StreamState.IDLE and not await self._until_wanted():
                     return
-                attempt = await self._run_guarded()
+                attempt = await self._pull()
                 if self._stop.is_set():
                     return
                 if attempt.unwatched:
@@ -174,7 +142,7 @@ class Stream:
             if self.state is not StreamState.STOPPING:
                 self._fail()
 
-    async def _back_off(self, attempt: _Attempt) -> bool:
+    async def _back_off(self, attempt: Attempt) -> bool:
         """Wait before the next attempt; False when the stream must not be retried."""
         s = self._settings
         failure = attempt.failure or Failure(FailureReason.UNKNOWN, "ffmpeg ended")
@@ -235,134 +203,45 @@ class Stream:
         self.last_error = f"{failure.reason}: {detail}" if detail else str(failure.reason)
         return Failure(failure.reason, detail)
 
-    async def _run_guarded(self) -> _Attempt:
-        """One attempt; an error while starting or reading FFmpeg is that attempt's failure,
-        so only RESTART_MAX_ATTEMPTS can end the stream."""
-        attempt = _Attempt(time.monotonic())
+    async def _pull(self) -> Attempt:
+        """One FFmpeg run, reporting to this stream; its outputs get a discontinuity after."""
+        hooks = PullHooks(
+            started=self._on_started,
+            item=self._accept,
+            received=self._on_received,
+            stalled=self._on_stalled,
+            viewers_gone=self._viewer_watch if self.spec.on_demand else None,
+        )
+        pull = Pull(self.spec, self._settings, self._ffmpeg, self._stop, hooks, self._log)
         try:
-            await self._run_once(attempt)
-        except child.SpawnError as error:
-            attempt.failure = Failure(FailureReason.SPAWN_FAILED, str(error))
-        except Exception as error:
-            self._log.exception("ffmpeg attempt failed")
-            attempt.failure = Failure(FailureReason.UNKNOWN, f"internal error: {error}")
-        return attempt
+            return await pull.run()
+        finally:
+            self.pid = None
+            if self.outputs is not None:
+                self.outputs.discontinuity()
 
-    async def _run_once(self, attempt: _Attempt) -> None:
-        self._stderr.clear()
-        info, fast_probe = await self._probe()
-        if info is None:
-            attempt.failure = classify_probe_failure(
-                list(self._stderr),
-                time.monotonic() - attempt.started_monotonic,
-                self._settings.rtsp_timeout_s,
-            )
-            return
-        if self._stop.is_set():
-            return
+    def _on_started(self, pid: int, info: MediaInfo) -> None:
+        self.pid = pid
         self.media = info
-        command = stream_command(self._ffmpeg, self.spec, self._settings, info, fast_probe)
-        process = await self._spawn(command)
-        self.pid = process.pid
-        self._last_media = time.monotonic()
         self._bus.publish(
             EventType.STARTED,
             self.spec.camera_id,
-            pid=process.pid,
+            pid=pid,
             transcoding=self.spec.overrides.reencode,
         )
         self._log.info(
             "ffmpeg started pid=%d video=%s audio=%s copy=%s",
-            process.pid,
+            pid,
             info.video_codec,
             info.audio_codec,
             not self.spec.overrides.reencode,
         )
-        try:
-            outcome = await self._watch(process)
-            attempt.unwatched = outcome == UNWATCHED
-            attempt.failure = outcome if isinstance(outcome, Failure) else None
-        finally:
-            attempt.exit_code = await child.terminate(process, self._settings.stop_timeout_s)
-            self.pid = None
-            if self.outputs is not None:
-                self.outputs.discontinuity()
-        if attempt.failure is None and not attempt.unwatched and not self._stop.is_set():
-            attempt.failure = classify_stderr(list(self._stderr), attempt.exit_code)
 
-    async def _spawn(self, command: FfmpegCommand) -> asyncio.subprocess.Process:
-        return await child.spawn(command.argv, command.stdin_bytes)
+    def _on_received(self, size: int) -> None:
+        self.bytes_received += size
 
-    async def _probe(self) -> tuple[MediaInfo | None, bool]:
-        """Ask FFmpeg what the camera sends; `None` when it could not tell (see stderr)."""
-        process = await self._spawn(probe_command(self._ffmpeg, self.spec, self._settings))
-        stop_wait = asyncio.ensure_future(self._stop.wait())
-        output = asyncio.ensure_future(process.communicate())
-        try:
-            await asyncio.wait(
-                {output, stop_wait},
-                timeout=self._settings.rtsp_timeout_s + 5,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            if not output.done():
-                if not self._stop.is_set():
-                    self._stderr.append("probe timed out")
-                return None, True
-            text = output.result()[1].decode("utf-8", "replace")
-        finally:
-            stop_wait.cancel()
-            await child.terminate(process, self._settings.stop_timeout_s)  # if still running
-            output.cancel()
-        info = parse_media_info(text)
-        if info.video_codec is None:
-            secrets = self.spec.secrets
-            lines = text.splitlines()[-STDERR_LINES_KEPT:]
-            self._stderr.extend(redact_text(line, secrets) for line in lines if line)
-            if "Stream #" in text and info.video_codec is None:
-                self._stderr.append("Stream map '0:v:0' matches no streams")
-            return None, True
-        # Without SPS/PPS in the SDP FFmpeg reports no picture size: probe the stream instead.
-        return info, info.width is not None
-
-    async def _watch(self, process: asyncio.subprocess.Process) -> Failure | str | None:
-        """Run until FFmpeg exits, stalls, writes garbage, nobody watches an on-demand camera
-        (UNWATCHED) or the stream is stopped."""
-        assert process.stdout is not None and process.stderr is not None
-        pump = asyncio.create_task(self._pump(process.stdout))
-        tasks: set[asyncio.Task[Any]] = {
-            pump,
-            asyncio.create_task(self._read_stderr(process.stderr)),
-            asyncio.create_task(self._watchdog()),
-            asyncio.create_task(self._stop.wait()),
-        }
-        if self.spec.on_demand:
-            tasks.add(asyncio.create_task(self._viewer_watch()))
-        try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                result = task.result()
-                if isinstance(result, Failure) or result == UNWATCHED:
-                    return result
-            if pump in done:  # stdout closed: FFmpeg is ending; let stderr drain its last words
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(process.wait(), self._settings.stop_timeout_s)
-            return None
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _pump(self, stdout: asyncio.StreamReader) -> Failure | None:
-        reader = Fmp4Reader()
-        while chunk := await stdout.read(READ_CHUNK_BYTES):
-            self.bytes_received += len(chunk)
-            try:
-                items = reader.feed(chunk)
-            except Fmp4Error as error:
-                return Failure(FailureReason.UNKNOWN, f"unreadable ffmpeg output: {error}")
-            for item in items:
-                self._accept(item)
-        return None
+    def _on_stalled(self, silent_s: float) -> None:
+        self._bus.publish(EventType.STALLED, self.spec.camera_id, silentSeconds=round(silent_s, 1))
 
     def _accept(self, item: InitSegment | Fragment) -> None:
         outputs = self.outputs
@@ -380,28 +259,11 @@ class Stream:
             )
             return
         outputs.add_fragment(item)
-        self._last_media = time.monotonic()
         if self.state is StreamState.STARTING and outputs.ready:
             self._transition(StreamState.RUNNING)
             self.running_since = datetime.now(UTC)
             self._bus.publish(EventType.READY, self.spec.camera_id, playlist=self.playlist_path)
             self._log.info("stream ready")
-
-    async def _read_stderr(self, stderr: asyncio.StreamReader) -> None:
-        # Chunks, not readline(): a line over the reader's 64 KiB limit would raise instead.
-        lines = StderrLines()
-        while chunk := await stderr.read(STDERR_CHUNK_BYTES):
-            for line in lines.feed(chunk):
-                self._note_stderr(line)
-        for line in lines.close():
-            self._note_stderr(line)
-        await asyncio.Event().wait()  # stderr closed: let the other tasks decide
-
-    def _note_stderr(self, raw_line: str) -> None:
-        line = redact_text(raw_line, self.spec.secrets)
-        self._stderr.append(line)
-        harmless = any(marker in line for marker in _HARMLESS)
-        self._log.log(logging.DEBUG if harmless else logging.INFO, "ffmpeg: %s", line)
 
     # ----- on-demand -------------------------------------------------------------------------
     def wake(self) -> None:
@@ -447,6 +309,7 @@ class Stream:
         return True
 
     async def _viewer_watch(self) -> str:
+        """Returns UNWATCHED once no output had a viewer for ON_DEMAND_IDLE_S."""
         idle_s = self._settings.on_demand_idle_s
         while (unwatched := self.unwatched_s()) < idle_s:
             await asyncio.sleep(min(1.0, idle_s - unwatched))
@@ -462,18 +325,6 @@ class Stream:
             self.outputs.close()
         self.outputs = Outputs.build(self._output_factories, self.spec.camera_id, self._settings)
         self._transition(StreamState.IDLE)
-
-    async def _watchdog(self) -> Failure:
-        timeout_s = self._settings.stall_timeout_s
-        while True:
-            silent_s = time.monotonic() - self._last_media
-            if silent_s >= timeout_s:
-                self._bus.publish(
-                    EventType.STALLED, self.spec.camera_id, silentSeconds=round(silent_s, 1)
-                )
-                self._log.warning("no media for %.1fs: restarting ffmpeg", silent_s)
-                return Failure(FailureReason.STALLED, f"no media for {silent_s:.0f}s")
-            await asyncio.sleep(min(1.0, timeout_s - silent_s))
 
     def _fail(self) -> None:
         """Give up: no uptime, no retry, and the outputs end (their waiting viewers return)."""
@@ -513,6 +364,7 @@ class Stream:
                 llhls=self.playlist_path,
                 plainHls=f"{self.playlist_path}?ll=0",
                 player=f"/watch/{self.spec.camera_id}",
+                snapshot=f"/api/cameras/{self.spec.camera_id}/snapshot.jpg",
             ),
             hlsUrl=self.playlist_path,
             startedAt=self.started_at.isoformat() if self.started_at else None,

@@ -19,10 +19,13 @@ from camgate.api.auth import Authorizer, authorize
 from camgate.api.errors import install_error_handlers
 from camgate.api.guard import RequestGuard, default_allowed_hosts, split_list
 from camgate.api.outputs.hls import create_hls_router
+from camgate.api.outputs.mse import create_mse_router
+from camgate.api.outputs.snapshot import create_snapshot_router, snapshot_sink
 from camgate.camera_file import DeclaredCamera
 from camgate.config import Settings
 from camgate.manager import StreamManager
 from camgate.outputs.hls import HlsOutput, LiveHls
+from camgate.outputs.mse import MseOutput, MseSink
 from camgate.runtime import Runtime
 from camgate.store import Store
 
@@ -68,10 +71,13 @@ def create_app(
     app.include_router(
         create_hls_router(
             lambda camera_id: hls_sink(app.state.manager, camera_id),
+            demand=lambda camera_id: hls_demand(app.state.manager, camera_id),
             block_timeout_s=settings.hls_block_timeout_s,
             cors_origins=split_list(settings.cors_origins),
         )
     )
+    app.include_router(create_snapshot_router(lambda id_: snapshot_sink(app.state.manager, id_)))
+    app.include_router(create_mse_router(lambda id_: mse_demand(app.state.manager, id_)))
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     app.add_middleware(
@@ -90,3 +96,13 @@ def create_app(
 def hls_sink(manager: StreamManager, camera_id: str) -> LiveHls | None:
     sink = manager.sink(camera_id, HlsOutput.name)
     return sink if isinstance(sink, LiveHls) else None
+
+
+async def hls_demand(manager: StreamManager, camera_id: str) -> LiveHls | None:
+    sink = await manager.demand(camera_id, HlsOutput.name)
+    return sink if isinstance(sink, LiveHls) else None
+
+
+async def mse_demand(manager: StreamManager, camera_id: str) -> MseSink | None:
+    sink = await manager.demand(camera_id, MseOutput.name)
+    return sink if isinstance(sink, MseSink) else None

@@ -92,9 +92,10 @@ class FailureReason(StrEnum):
     UNKNOWN = "unknown"
 
 
+_URL = re.compile(r"'?\w+://\S+")
 _REASON_PATTERNS: list[tuple[FailureReason, re.Pattern[str]]] = [
-    (FailureReason.AUTH_FAILED, re.compile(r"401|Unauthorized|authoriz", re.I)),
-    (FailureReason.NOT_FOUND, re.compile(r"404|Not Found|No such file", re.I)),
+    (FailureReason.AUTH_FAILED, re.compile(r"\b401\b|Unauthorized|authoriz", re.I)),
+    (FailureReason.NOT_FOUND, re.compile(r"\b404\b|Not Found|No such file", re.I)),
     (
         FailureReason.UNREACHABLE,
         re.compile(
@@ -126,7 +127,8 @@ def classify_stderr(lines: list[str], exit_code: int | None) -> Failure:
     """The most specific reason found in FFmpeg's last stderr lines."""
     for reason, pattern in _REASON_PATTERNS:
         for line in reversed(lines):
-            if pattern.search(line):
+            # A URL in the line (FFmpeg names the input) must not match: port 40171 is no 401.
+            if pattern.search(_URL.sub("", line)):
                 return Failure(reason, line.strip()[:300])
     tail = next((line.strip() for line in reversed(lines) if line.strip()), "")
     detail = tail[:300] or (f"ffmpeg exited with code {exit_code}" if exit_code is not None else "")

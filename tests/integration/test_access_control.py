@@ -46,6 +46,7 @@ VIEWER_ROUTES = {
     ("GET", "/hls/{camera_id}/init-{init_id}.mp4"),
     ("GET", "/hls/{camera_id}/seg-{msn}.m4s"),
     ("GET", "/hls/{camera_id}/part-{index}.m4s"),
+    ("GET", "/api/cameras/{camera_id}/snapshot.jpg"),
 }
 
 

@@ -234,3 +234,11 @@ def test_an_absurdly_long_stderr_line_is_cut_without_a_half_url() -> None:
 
 def test_a_long_line_without_spaces_becomes_only_the_mark() -> None:
     assert StderrLines(max_bytes=8).feed(b"A" * 70_000 + b"\n") == ["[...]"]
+
+
+def test_a_port_in_the_url_is_not_an_http_status() -> None:
+    line = "[concat @ 0x5600] Impossible to open 'rtsp://127.0.0.1:40171/cam'"
+    assert classify_stderr([line], 1).reason is FailureReason.UNKNOWN
+    lines = ["[rtsp @ 0x1] method DESCRIBE failed: 401 Unauthorized", line]
+    assert classify_stderr(lines, 1).reason is FailureReason.AUTH_FAILED
+    assert classify_stderr(["Server returned 404 Not Found"], 1).reason is FailureReason.NOT_FOUND

@@ -6,6 +6,8 @@
 // page shows the token form; the token is kept by auth.js, never put in a URL.
 // Nothing from the API or the user is ever inserted as HTML: text goes in with textContent.
 // The URL the user types is sent once and never shown; cards show the API's redacted URL.
+// Previews play over MSE (mse.js) where the browser has it, else (or when MSE fails for a
+// camera) over LL-HLS with hls.js.
 // Tests read window.camgateDashboard.stats().
 "use strict";
 
@@ -508,8 +510,20 @@
     return `${basePath}/hls/${encodeURIComponent(id)}/index.m3u8`;
   }
 
-  function canPreview() {
+  function canMse() {
+    return typeof CamgateMse !== "undefined" && CamgateMse.supported();
+  }
+
+  function canHls() {
     return typeof Hls !== "undefined" && Hls.isSupported();
+  }
+
+  function canPreview() {
+    return canMse() || canHls();
+  }
+
+  function previewPlays(preview) {
+    return Boolean(preview && (preview.hls || preview.mse));
   }
 
   // Give the first MAX_PREVIEWS running cameras (in page order) a preview; tear down the rest.
@@ -524,7 +538,7 @@
       if (wanted && !card.preview) startPreview(card);
       if (!wanted && card.preview) stopPreview(card);
       card.el.note.textContent = previewNote(card, running, visible);
-      card.el.note.hidden = Boolean(card.preview && card.preview.hls);
+      card.el.note.hidden = previewPlays(card.preview);
     }
   }
 
@@ -537,6 +551,45 @@
   }
 
   function startPreview(card) {
+    if (canMse() && !card.mseFailed) startMsePreview(card);
+    else if (canHls()) startHlsPreview(card);
+  }
+
+  // Start over a little later if the camera is still running by then.
+  function retryPreview(card) {
+    stopPreview(card);
+    card.preview = { hls: null, mse: null, retryTimer: null };
+    card.preview.retryTimer = setTimeout(() => {
+      card.preview = null;
+      syncPreviews();
+    }, PREVIEW_RETRY_S * 1000);
+    syncPreviews();
+  }
+
+  function startMsePreview(card) {
+    const preview = { hls: null, mse: null, retryTimer: null, mode: "mse" };
+    card.preview = preview;
+    preview.mse = CamgateMse.play(card.el.video, {
+      basePath,
+      cameraId: card.id,
+      signature: null,
+      onFailure() {
+        if (card.preview !== preview) return;
+        preview.mse = null;
+        card.mseFailed = true; // this camera previews over LL-HLS from now on
+        retryPreview(card);
+      },
+      onAuthError(status) {
+        if (card.preview !== preview) return;
+        preview.mse = null;
+        if (status === 401) askForToken(null);
+        retryPreview(card);
+      },
+    });
+    card.root.classList.add("has-preview");
+  }
+
+  function startHlsPreview(card) {
     const video = card.el.video;
     const hls = new Hls(
       CamgateAuth.hlsConfig({
@@ -546,7 +599,7 @@
         maxLiveSyncPlaybackRate: 1.2,
       }),
     );
-    const preview = { hls, retryTimer: null, recovered: false };
+    const preview = { hls, mse: null, retryTimer: null, recovered: false, mode: "ll" };
     card.preview = preview;
     hls.on(Hls.Events.MANIFEST_PARSED, () => {
       const playing = video.play();
@@ -559,14 +612,7 @@
         hls.recoverMediaError();
         return;
       }
-      // Start over a little later if the camera is still running by then.
-      stopPreview(card);
-      card.preview = { hls: null, retryTimer: null };
-      card.preview.retryTimer = setTimeout(() => {
-        card.preview = null;
-        syncPreviews();
-      }, PREVIEW_RETRY_S * 1000);
-      syncPreviews();
+      retryPreview(card);
     });
     hls.loadSource(playlistUrl(card.id));
     hls.attachMedia(video);
@@ -579,6 +625,7 @@
     card.preview = null;
     if (preview.retryTimer !== null) clearTimeout(preview.retryTimer);
     if (preview.hls) preview.hls.destroy();
+    if (preview.mse) preview.mse.stop();
     const video = card.el.video;
     video.removeAttribute("src");
     video.load();
@@ -667,7 +714,12 @@
         link,
         ...counters,
         cameras: [...cards.keys()],
-        previews: [...cards.values()].filter((c) => c.preview && c.preview.hls).map((c) => c.id),
+        previews: [...cards.values()].filter((c) => previewPlays(c.preview)).map((c) => c.id),
+        previewModes: Object.fromEntries(
+          [...cards.values()]
+            .filter((c) => previewPlays(c.preview))
+            .map((c) => [c.id, c.preview.mode]),
+        ),
       };
     },
   };

@@ -1,6 +1,11 @@
-// The camgate player page: /watch/<cameraId>[?ll=0][&latency=1][&engine=hlsjs|native]
+// The camgate player page: /watch/<cameraId>[?mode=mse|ll|hls][&latency=1][&engine=hlsjs|native]
 //
-//   ll=0       plain HLS: the playlist without parts, hls.js without low-latency mode
+//   mode       mse: fMP4 over a WebSocket into Media Source Extensions (mse.js), the lowest delay
+//              ll:  LL-HLS, hls.js in low-latency mode (or the browser's own HLS player)
+//              hls: plain HLS, the playlist without parts, hls.js without low-latency mode
+//              default: mse where the browser has MSE, else ll (Safari on iPhone); when MSE
+//              fails on this camera the page falls back to ll by itself
+//   ll=0       the same as mode=hls
 //   latency=1  overlay with the glass-to-glass latency read from the test camera's timecode
 //   engine     force hls.js or the browser's own HLS player (default: hls.js wherever it runs)
 //   exp, sig   a signed viewer URL (POST /api/cameras/<id>/viewer-url): passed on to the
@@ -9,7 +14,7 @@
 //
 // A camera that drops and comes back must not need a page reload: fatal errors tear the player
 // down and build a new one after a back-off, for as long as the page is open.
-// Tests read window.camgatePlayer = {hls, video, stats()}.
+// The state line says which mode plays. Tests read window.camgatePlayer = {hls, video, stats()}.
 "use strict";
 
 (function () {
@@ -28,10 +33,14 @@
   const latencyEl = document.getElementById("latency");
   const cameraEl = document.getElementById("camera");
 
+  const MODE_NAMES = { mse: "MSE", ll: "LL-HLS", hls: "HLS" };
+
   const options = readOptions(window.location);
   const errors = [];
   const latencySamplesMs = [];
+  let mode = chooseMode();
   let hls = null;
+  let mse = null;
   let engine = null;
   let state = "connecting";
   let stalls = 0;
@@ -45,20 +54,30 @@
   function readOptions(location) {
     const match = location.pathname.match(/^(.*)\/watch\/([^/]+)\/?$/);
     const query = new URLSearchParams(location.search);
+    const asked = query.get("mode");
     return {
       basePath: match ? match[1] : "",
       cameraId: match ? decodeURIComponent(match[2]) : null,
-      lowLatency: query.get("ll") !== "0",
+      mode: ["mse", "ll", "hls"].includes(asked) ? asked : query.get("ll") === "0" ? "hls" : "auto",
       latencyOverlay: query.get("latency") === "1",
       engine: query.get("engine") || "auto",
       signature: query.has("sig") ? { exp: query.get("exp") || "", sig: query.get("sig") } : null,
     };
   }
 
+  function chooseMode() {
+    if (options.mode !== "auto") return options.mode;
+    return typeof CamgateMse !== "undefined" && CamgateMse.supported() ? "mse" : "ll";
+  }
+
+  function lowLatency() {
+    return mode !== "hls";
+  }
+
   function playlistUrl() {
     const url = `${options.basePath}/hls/${encodeURIComponent(options.cameraId)}/index.m3u8`;
     const query = new URLSearchParams();
-    if (!options.lowLatency) query.set("ll", "0");
+    if (!lowLatency()) query.set("ll", "0");
     if (options.signature) {
       query.set("exp", options.signature.exp);
       query.set("sig", options.signature.sig);
@@ -70,7 +89,9 @@
   function setState(next, detail) {
     state = next;
     stateEl.dataset.state = next;
-    stateEl.textContent = detail ? `${next}: ${detail}` : next;
+    stateEl.dataset.mode = mode;
+    const text = detail ? `${next}: ${detail}` : next;
+    stateEl.textContent = next === "playing" ? `${text} · ${MODE_NAMES[mode]}` : text;
   }
 
   function recordError(source, detail, fatal) {
@@ -91,7 +112,7 @@
   }
 
   function hlsConfig() {
-    if (!options.lowLatency) {
+    if (!lowLatency()) {
       // Plain HLS is played with hls.js defaults, so it can be compared with other HLS sources.
       return { lowLatencyMode: false, backBufferLength: 30 };
     }
@@ -119,12 +140,7 @@
     const code = data.response && data.response.code;
     if (code === 401 || code === 403) {
       teardown();
-      setState(
-        "error",
-        code === 401
-          ? "not authorised: sign in on the dashboard or use a signed viewer link"
-          : "this viewer link is expired or invalid: ask for a new one",
-      );
+      setState("error", authMessage(code));
       return;
     }
     const sinceRecoveryS = (Date.now() - lastMediaRecoveryMs) / 1000;
@@ -160,25 +176,76 @@
   }
 
   function onVideoError() {
+    // mse.js and hls.js own the recovery of their own media errors.
+    if (mse || hls) return;
     const code = video.error ? video.error.code : "unknown";
     recordError("video", `MediaError ${code}`, true);
-    // hls.js owns recovery of its own media errors (reported through onHlsError).
-    if (!hls) scheduleRebuild(`media error ${code}`);
+    scheduleRebuild(`media error ${code}`);
+  }
+
+  function startMse() {
+    engine = "mse";
+    mse = CamgateMse.play(video, {
+      basePath: options.basePath,
+      cameraId: options.cameraId,
+      signature: options.signature,
+      onState(next, detail) {
+        if (next === "playing") onPlaying();
+        else if (next !== "connecting" || !hasPlayed) setState(next, detail);
+        if (detail) recordError("mse", detail, false);
+      },
+      onFailure: onMseFailure,
+      onAuthError(status) {
+        teardown();
+        setState("error", authMessage(status));
+      },
+    });
+  }
+
+  function onMseFailure(reason) {
+    mse = null;
+    if (options.mode === "mse") {
+      recordError("mse", reason, true);
+      setState("error", reason);
+      return;
+    }
+    // The browser or the network (a proxy without WebSockets) cannot do MSE: play LL-HLS.
+    recordError("mse", `${reason}; falling back to LL-HLS`, false);
+    mode = "ll";
+    start();
+  }
+
+  function authMessage(status) {
+    if (status === 404) return `no camera ${options.cameraId}`;
+    return status === 401
+      ? "not authorised: sign in on the dashboard or use a signed viewer link"
+      : "this viewer link is expired or invalid: ask for a new one";
   }
 
   function start() {
+    lastProgress = { time: -1, atMs: Date.now() };
+    if (mode === "mse") {
+      if (typeof CamgateMse === "undefined" || !CamgateMse.supported()) {
+        setState("error", "this browser has no Media Source Extensions (try ?mode=ll)");
+        return;
+      }
+      startMse();
+      return;
+    }
     engine = chooseEngine();
     if (engine === null) {
       setState("error", "this browser cannot play HLS");
       return;
     }
-    lastProgress = { time: -1, atMs: Date.now() };
     if (engine === "hlsjs") startHlsjs();
     else startNative();
   }
 
   function teardown() {
-    if (hls) {
+    if (mse) {
+      mse.stop();
+      mse = null;
+    } else if (hls) {
       hls.destroy();
       hls = null;
     } else {
@@ -215,7 +282,8 @@
 
   function watchProgress() {
     const nowMs = Date.now();
-    if (video.currentTime !== lastProgress.time || video.paused || retryTimer !== null) {
+    // mse.js watches its own progress and reconnects.
+    if (mse || video.currentTime !== lastProgress.time || video.paused || retryTimer !== null) {
       lastProgress = { time: video.currentTime, atMs: nowMs };
       return;
     }
@@ -252,6 +320,7 @@
 
   function stats() {
     const result = {
+      mode,
       engine,
       state,
       currentTime: video.currentTime,
@@ -259,6 +328,7 @@
       stalls,
       errors: errors.slice(),
     };
+    if (mse) result.mse = mse.stats();
     if (sampler) {
       result.latencySamplesMs = latencySamplesMs.slice();
       result.undecodableFrames = sampler.undecodable;
