@@ -46,6 +46,7 @@ def _serve(args: argparse.Namespace) -> int:
     from camgate.api.auth import check_exposure
     from camgate.api.server import serve
     from camgate.ffmpeg import find_ffmpeg
+    from camgate.instance import bind_listener, lock_data_dir
     from camgate.log import configure_logging
     from camgate.runtime import Runtime
 
@@ -57,11 +58,13 @@ def _serve(args: argparse.Namespace) -> int:
         settings.log_file_max_bytes,
         settings.log_file_backups,
     )
+    lock = lock_data_dir(settings.data_dir)  # held until the process ends
     app = create_app(settings, runtime=Runtime.open(settings))
     tokens = app.state.authorizer.tokens
     warning = check_exposure(settings.host, tokens.configured, settings.allow_insecure)
     if warning:
         log.warning("%s", warning)
+    listener = bind_listener(settings.host, settings.port)
     roles = [role for role, _ in tokens.tokens]
     log.info(
         "camgate %s on http://%s:%d ffmpeg=%s data=%s auth=%s",
@@ -72,7 +75,8 @@ def _serve(args: argparse.Namespace) -> int:
         settings.data_dir,
         f"{roles.count('admin')} admin, {roles.count('viewer')} viewer tokens" if roles else "off",
     )
-    serve(app, settings)
+    serve(app, settings, listener)
+    lock.close()
     return 0
 
 

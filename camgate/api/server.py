@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+import socket
 from typing import Any
 
 import uvicorn
@@ -102,9 +103,10 @@ def connection_limit(settings: Settings) -> int:
     return limit
 
 
-def serve(app: FastAPI, settings: Settings) -> None:
-    """Run `app` until SIGTERM/SIGINT, with camgate's connection limits."""
-    uvicorn.run(
+def serve(app: FastAPI, settings: Settings, listener: socket.socket) -> None:
+    """Run `app` on the already bound `listener` until SIGTERM/SIGINT, with camgate's
+    connection limits."""
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -119,3 +121,4 @@ def serve(app: FastAPI, settings: Settings) -> None:
         # them hold up shutdown (the streams' FFmpeg children are stopped after this).
         timeout_graceful_shutdown=3,
     )
+    uvicorn.Server(config).run(sockets=[listener])
