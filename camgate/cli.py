@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
 
@@ -23,6 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", help="debug, info, warning or error (LOG_LEVEL)")
     probe = commands.add_parser("probe", help="print what a camera sends, then exit")
     probe.add_argument("url", help="rtsp:// or rtsps:// URL of the camera")
+    probe.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
 
@@ -84,6 +86,7 @@ def _probe(args: argparse.Namespace) -> int:
     from camgate import child
     from camgate.camera import CameraSpec, redact_text
     from camgate.ffmpeg import find_ffmpeg, parse_media_info, probe_command
+    from camgate.probe_report import build_report, render_text
 
     settings = _settings_from(args)
     spec = CameraSpec("probe", args.url)
@@ -103,7 +106,8 @@ def _probe(args: argparse.Namespace) -> int:
     if info.video_codec is None:
         print(redact_text(text.strip(), spec.secrets), file=sys.stderr)
         return 1
-    print(info.as_dict())
+    report = build_report(info, spec.redacted_url)
+    print(json.dumps(report.as_json(), indent=2) if args.json else render_text(report))
     return 0
 
 
