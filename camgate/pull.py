@@ -38,7 +38,15 @@ READ_CHUNK_BYTES = 256 * 1024
 STDERR_CHUNK_BYTES = 16 * 1024
 STDERR_LINES_KEPT = 40
 # FFmpeg notes that are expected with stream copy from RTSP and say nothing about health.
-_HARMLESS = ("Timestamps are unset", "Non-monotonous DTS", "non monotonically", "max delay reached")
+_HARMLESS = (
+    "Timestamps are unset",
+    "Non-monotonous DTS",
+    "non monotonically",
+    "max delay reached",
+    # Small probing is on purpose (fast start); FFmpeg suggests more every time.
+    "Consider increasing the value for the 'analyzeduration'",
+    "consider increasing probesize",
+)
 UNWATCHED = "unwatched"  # what the viewer watch returns when an on-demand camera goes idle
 
 

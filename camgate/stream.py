@@ -260,8 +260,9 @@ class Stream:
             return
         outputs.add_fragment(item)
         if self.state is StreamState.STARTING and outputs.ready:
-            self._transition(StreamState.RUNNING)
             self.running_since = datetime.now(UTC)
+            self.last_reason = None  # recovered: lastError keeps what happened before
+            self._transition(StreamState.RUNNING)
             self._bus.publish(EventType.READY, self.spec.camera_id, playlist=self.playlist_path)
             self._log.info("stream ready")
 

@@ -27,6 +27,8 @@ log = logging.getLogger("camgate.api")
 # A reply to bad input stays small whatever the input (a body of 10,000 unknown keys).
 MAX_ERRORS_SHOWN = 5
 MAX_FIELD_CHARS = 64
+ID_FIELDS = ("camera_id", "cameraId")
+CAMERA_ID_RULE = "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
 
 # For the OpenAPI schema: every error reply is the same envelope.
 ERROR_REPLIES: dict[int | str, dict[str, Any]] = {
@@ -70,6 +72,8 @@ def describe_request_error(error: RequestValidationError) -> str:
         message = shorten(item.get("msg", "invalid").removeprefix("Value error, "), 200)
         if item.get("type") == "extra_forbidden":
             message = "unknown field"
+        elif item.get("type") == "string_pattern_mismatch" and loc and loc[-1] in ID_FIELDS:
+            message = CAMERA_ID_RULE
         parts.append(f"{field}: {message}")
     if len(items) > MAX_ERRORS_SHOWN:
         parts.append(f"and {len(items) - MAX_ERRORS_SHOWN} more problems")

@@ -211,6 +211,8 @@ def test_paused_camera_trips_the_watchdog_and_resume_recovers(
         events.wait("ready", "cam", RUNNING_TIMEOUT_S)
     after = server.wait_state("cam", {"running"}, 5)
     assert after["pid"] != running["pid"]
+    # Recovered: no current reason; the last error stays as history.
+    assert after["reason"] is None and "stalled" in after["lastError"], after
     assert ffmpeg_pids(server_pid(server), "cam") == [after["pid"]]
     assert pids_connected_to(camera.port) == [after["pid"]]
 

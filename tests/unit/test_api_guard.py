@@ -154,3 +154,11 @@ def test_token_makes_the_content_type_rule_moot_but_not_the_origin_rule(tmp_path
         evil = {**auth, "origin": "https://evil.example"}
         assert http.post("/api/cameras/door/stop", headers=evil).status_code == 403
         assert http.post("/api/cameras/door/stop").status_code == 401
+
+
+def test_a_bad_camera_id_is_explained_in_words(client: TestClient) -> None:
+    reply = client.get("/api/cameras/-bad*id")
+    assert reply.status_code == 400
+    assert reply.json()["error"] == (
+        "camera_id: must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+    )
