@@ -61,6 +61,8 @@ def create_app(
         version=__version__,
         lifespan=lifespan,
         dependencies=[Depends(authorize)],
+        docs_url=None,  # served from vendored files by camgate.api.web (no CDN)
+        redoc_url=None,
     )
     app.state.authorizer = authorizer
     app.state.settings = settings

@@ -42,14 +42,7 @@ STRICT_CSP = (
     "media-src 'self' blob:; worker-src 'self' blob:; connect-src 'self'; object-src 'none'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-# FastAPI's interactive docs use an inline start-up script and load Swagger UI / ReDoc from a CDN.
-DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-    "font-src https://fonts.gstatic.com; img-src 'self' data: https:; worker-src 'self' blob:; "
-    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
-)
-DOCS_PATHS = ("/docs", "/redoc")
+
 
 
 def split_list(text: str) -> list[str]:
@@ -230,8 +223,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 def _with_security_headers(scope: Scope, send: Send) -> Send:
-    path = scope.get("path", "")
-    csp = DOCS_CSP if path.startswith(DOCS_PATHS) else STRICT_CSP
+    csp = STRICT_CSP
     extra = [
         (b"x-content-type-options", b"nosniff"),
         (b"x-frame-options", b"DENY"),

@@ -24,6 +24,13 @@ async def index() -> Response:
     return RedirectResponse("/docs")
 
 
+@router.get("/docs")
+@access(Access.PUBLIC)
+async def docs() -> FileResponse:
+    """The interactive API docs (Swagger UI, vendored: works offline)."""
+    return FileResponse(STATIC_DIR / "docs.html", headers={"Cache-Control": "no-cache"})
+
+
 @router.get("/watch/{camera_id}")
 @access(Access.PUBLIC)
 async def watch(camera_id: str) -> FileResponse:
