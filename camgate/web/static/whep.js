@@ -1,0 +1,175 @@
+// Plays a camera over WebRTC with WHEP (RFC 9725): POST an SDP offer to /whep/<cameraId>, set
+// the SDP answer, show the video track; DELETE the session's Location when done.
+//
+// camgate answers with every candidate at once (no trickle ICE), so the offer is sent once this
+// browser has gathered its own candidates (or after GATHER_WAIT_MS: the server's host candidates
+// are enough on a LAN). The server sends H.264 only, video only.
+//
+// CamgateWhep.supported() says whether this browser has WebRTC;
+// CamgateWhep.play(video, url, options) returns {close(), stats(), getStats()}. url is the WHEP
+// endpoint, with a signed viewer URL's ?exp=…&sig=… when there is one. Options:
+//   headers                  extra request headers (a bearer token from auth.js)
+//   connectTimeoutS          no picture within this long: onFailure (default 4 s)
+//   onState(state, detail)   "connecting", "playing"
+//   onFailure(reason)        WebRTC cannot play here (refused, no connection, connection lost)
+//   onAuthError(status)      the server refused the offer (401, 403, 404)
+// stats() is the last figures read from getStats() once a second: framesDecoded, bytesReceived,
+// codec and delayMs, the receiver's own estimate (jitter buffer + decode + half the RTT).
+"use strict";
+
+(function () {
+  const GATHER_WAIT_MS = 200;
+  const CONNECT_TIMEOUT_S = 4;
+  const STATS_INTERVAL_MS = 1000;
+  const DISCONNECTED_GRACE_MS = 3000; // "disconnected" often recovers by itself
+
+  function supported() {
+    return typeof window.RTCPeerConnection === "function";
+  }
+
+  function gathered(pc) {
+    if (pc.iceGatheringState === "complete") return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, GATHER_WAIT_MS);
+      pc.addEventListener("icegatheringstatechange", () => {
+        if (pc.iceGatheringState === "complete") {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+  }
+
+  function play(video, url, options) {
+    const opts = options || {};
+    const onState = opts.onState || (() => {});
+    const onFailure = opts.onFailure || (() => {});
+    const onAuthError = opts.onAuthError || onFailure;
+    const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
+    const figures = { state: "connecting", framesDecoded: 0, bytesReceived: 0, codec: null };
+    let location = null;
+    let closed = false;
+    let playing = false;
+    let disconnectedTimer = null;
+
+    function fail(reason) {
+      if (closed) return;
+      close();
+      onFailure(reason);
+    }
+
+    const connectTimer = setTimeout(() => {
+      if (!playing) fail(`no WebRTC picture within ${opts.connectTimeoutS || CONNECT_TIMEOUT_S} s`);
+    }, (opts.connectTimeoutS || CONNECT_TIMEOUT_S) * 1000);
+
+    pc.addTransceiver("video", { direction: "recvonly" });
+    pc.addEventListener("track", (event) => {
+      // Play as soon as a frame arrives: no extra buffering in front of the decoder.
+      if ("jitterBufferTarget" in event.receiver) event.receiver.jitterBufferTarget = 0;
+      video.srcObject = new MediaStream([event.track]);
+      const promise = video.play();
+      if (promise) promise.catch(() => {});
+    });
+    pc.addEventListener("connectionstatechange", () => {
+      const state = pc.connectionState;
+      if (state === "failed" || state === "closed") fail(`WebRTC connection ${state}`);
+      if (state === "disconnected" && disconnectedTimer === null) {
+        disconnectedTimer = setTimeout(() => {
+          disconnectedTimer = null;
+          if (pc.connectionState === "disconnected") fail("WebRTC connection lost");
+        }, DISCONNECTED_GRACE_MS);
+      }
+    });
+    video.addEventListener("playing", onPlaying);
+
+    function onPlaying() {
+      if (closed || playing || !video.srcObject) return;
+      playing = true;
+      clearTimeout(connectTimer);
+      figures.state = "playing";
+      onState("playing");
+    }
+
+    async function negotiate() {
+      onState("connecting");
+      await pc.setLocalDescription(await pc.createOffer());
+      await gathered(pc);
+      if (closed) return;
+      const headers = Object.assign({ "Content-Type": "application/sdp" }, opts.headers || {});
+      const response = await fetch(url, {
+        method: "POST",
+        headers,
+        body: pc.localDescription.sdp,
+        cache: "no-store",
+      });
+      if ([401, 403, 404].includes(response.status)) {
+        close();
+        onAuthError(response.status);
+        return;
+      }
+      if (response.status !== 201) {
+        fail(`WHEP offer refused (${response.status}): ${(await response.text()).slice(0, 200)}`);
+        return;
+      }
+      const where = response.headers.get("Location");
+      location = where ? new URL(where, new URL(url, window.location.href)).toString() : null;
+      if (closed) {
+        endSession();
+        return;
+      }
+      await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
+    }
+
+    function endSession() {
+      if (location === null) return;
+      const headers = opts.headers || {};
+      fetch(location, { method: "DELETE", headers, keepalive: true }).catch(() => {});
+      location = null;
+    }
+
+    async function getStats() {
+      const report = await pc.getStats();
+      let rttS = null;
+      report.forEach((entry) => {
+        if (entry.type === "candidate-pair" && entry.nominated && entry.currentRoundTripTime) {
+          rttS = entry.currentRoundTripTime;
+        }
+      });
+      report.forEach((entry) => {
+        if (entry.type !== "inbound-rtp" || entry.kind !== "video") return;
+        figures.framesDecoded = entry.framesDecoded || 0;
+        figures.bytesReceived = entry.bytesReceived || 0;
+        const codec = entry.codecId && report.get(entry.codecId);
+        figures.codec = codec ? codec.mimeType : null;
+        if (entry.jitterBufferEmittedCount) {
+          const bufferS = entry.jitterBufferDelay / entry.jitterBufferEmittedCount;
+          const decodeS = entry.framesDecoded ? entry.totalDecodeTime / entry.framesDecoded : 0;
+          figures.delayMs = Math.round((bufferS + decodeS + (rttS || 0) / 2) * 1000);
+        }
+      });
+      return Object.assign({}, figures);
+    }
+
+    const statsTimer = setInterval(() => {
+      if (!closed) getStats().catch(() => {});
+    }, STATS_INTERVAL_MS);
+
+    function close() {
+      if (closed) return;
+      closed = true;
+      clearTimeout(connectTimer);
+      clearTimeout(disconnectedTimer);
+      clearInterval(statsTimer);
+      video.removeEventListener("playing", onPlaying);
+      endSession();
+      pc.close();
+      if (video.srcObject) video.srcObject = null;
+      figures.state = "closed";
+    }
+
+    negotiate().catch((err) => fail(`WHEP negotiation failed: ${err && err.message}`));
+    return { close, stop: close, stats: () => Object.assign({}, figures), getStats };
+  }
+
+  window.CamgateWhep = { supported, play };
+})();
