@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from camgate.errors import InvalidInput
@@ -50,6 +50,29 @@ def check_resolution(value: str) -> str:
         ):
             return value
     raise ValueError("must be WIDTHxHEIGHT in ASCII digits, both even, 16x16 to 7680x4320")
+
+
+class IceServer(BaseModel):
+    """A STUN or TURN server for WebRTC, shaped like the browser's RTCIceServer."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    urls: list[str] = Field(min_length=1)
+    username: str | None = None
+    credential: str | None = Field(None, repr=False)
+
+    @field_validator("urls", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("urls")
+    @classmethod
+    def _ice_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("stun:", "stuns:", "turn:", "turns:")):
+                raise ValueError("each URL must start with stun:, stuns:, turn: or turns:")
+        return value
 
 
 class Settings(BaseSettings):
@@ -95,6 +118,15 @@ class Settings(BaseSettings):
     mse_client_queue_bytes: int = Field(
         8_000_000, alias="MSE_CLIENT_QUEUE_BYTES", ge=16384, le=1 << 30
     )
+    # WebRTC (WHEP, see docs/webrtc.md): extra addresses announced as host candidates (a public
+    # address in front of a 1:1 NAT), STUN/TURN servers as a JSON list of RTCIceServer objects,
+    # and viewer limits.
+    webrtc_address: str = Field("", alias="WEBRTC_ADDRESS")
+    webrtc_ice_servers: list[IceServer] = Field([], alias="WEBRTC_ICE_SERVERS")
+    webrtc_max_viewers_per_camera: int = Field(
+        50, alias="WEBRTC_MAX_VIEWERS_PER_CAMERA", ge=1, le=10_000
+    )
+    webrtc_max_viewers: int = Field(200, alias="WEBRTC_MAX_VIEWERS", ge=1, le=100_000)
     # Security (see SECURITY.md). Tokens: "admin:TOKEN", "viewer:TOKEN" or a bare admin TOKEN.
     api_tokens: str = Field("", alias="CAMGATE_API_TOKENS", repr=False)
     api_tokens_file: Path | None = Field(None, alias="CAMGATE_API_TOKENS_FILE")
@@ -107,6 +139,18 @@ class Settings(BaseSettings):
     max_connections: int = Field(1000, alias="MAX_CONNECTIONS", ge=8, le=100_000)
     keepalive_timeout_s: int = Field(5, alias="KEEPALIVE_TIMEOUT", ge=1, le=300)
     header_timeout_s: float = Field(10.0, alias="REQUEST_HEADER_TIMEOUT", ge=1, le=300)
+    # Several nodes (see docs/cluster.md): PostgreSQL instead of SQLite, cameras held by leases.
+    database_url: str = Field("", alias="CAMGATE_DATABASE_URL", repr=False)
+    node_id: str = Field("", alias="CAMGATE_NODE_ID", max_length=128)
+    advertise_url: str = Field("", alias="CAMGATE_ADVERTISE_URL")
+    lease_ttl_s: float = Field(10.0, alias="CAMGATE_LEASE_TTL", ge=0.3, le=600)
+    heartbeat_s: float = Field(2.0, alias="CAMGATE_HEARTBEAT", ge=0.1, le=120)
+    rebalance_moves_per_min: int = Field(
+        6, alias="CAMGATE_REBALANCE_MOVES_PER_MINUTE", ge=0, le=10_000
+    )
+    cluster_playback: Literal["redirect", "proxy"] = Field(
+        "redirect", alias="CAMGATE_CLUSTER_PLAYBACK"
+    )
 
     @field_validator("default_video_bitrate")
     @classmethod

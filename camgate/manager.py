@@ -13,7 +13,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -32,6 +32,7 @@ from camgate.ffmpeg import find_ffmpeg
 from camgate.outputs.hls import HlsOutput
 from camgate.outputs.sink import MediaSink, OutputFactory
 from camgate.state import StreamState
+from camgate.status import StreamStatus
 from camgate.store import CameraRecord, MemoryStore, Store
 from camgate.stream import Stream
 
@@ -82,6 +83,21 @@ def spec_from_record(record: CameraRecord) -> CameraSpec:
     return CameraSpec(record.camera_id, record.url, overrides, record.on_demand)
 
 
+class Placement(Protocol):
+    """Decides which node runs each camera when several share one database
+    (`camgate.cluster.node.ClusterNode`); a single node has none and runs every camera itself.
+
+    With a placement, commands only write the desired state and tell it `changed`; it starts and
+    stops this node's streams through `run_here` and `idle_here`."""
+
+    async def open(self, manager: StreamManager) -> None: ...
+    def changed(self, camera_id: str) -> None: ...
+    def remote_owner(self, camera_id: str) -> str | None: ...
+    def describe(self, status: StreamStatus) -> StreamStatus: ...
+    def fleet(self) -> dict[str, Any]: ...
+    async def close(self) -> None: ...
+
+
 class StreamManager:
     """Registry of cameras and their streams; the seed's "stream service"."""
 
@@ -92,8 +108,10 @@ class StreamManager:
         bus: EventBus | None = None,
         store: Store | None = None,
         outputs: Sequence[OutputFactory] | None = None,
+        placement: Placement | None = None,
     ) -> None:
         self.settings = settings
+        self.placement = placement
         self.bus = bus or EventBus()
         self.store: Store = store or MemoryStore()
         self.ffmpeg = find_ffmpeg(settings.ffmpeg_path)
@@ -141,12 +159,26 @@ class StreamManager:
         return not self._closed
 
     def summary(self) -> dict[str, Any]:
-        return {
-            "streams": [stream.status().model_dump(mode="json") for stream in self.streams],
+        """Every camera's status; with a placement, the whole fleet with each camera's owner."""
+        statuses = [stream.status() for stream in self.streams]
+        if self.placement is not None:
+            statuses = [self.placement.describe(status) for status in statuses]
+        summary = {
+            "streams": [status.model_dump(mode="json") for status in statuses],
             "activeCount": self.active_count,
             "maxConcurrentStreams": self.settings.max_concurrent_streams,
             "totalCount": len(self._streams),
         }
+        if self.placement is not None:
+            summary["cluster"] = self.placement.fleet()
+        return summary
+
+    @property
+    def camera_ids(self) -> list[str]:
+        return sorted(self._streams)
+
+    def _runs_elsewhere(self, camera_id: str) -> bool:
+        return self.placement is not None and self.placement.remote_owner(camera_id) is not None
 
     # ----- commands --------------------------------------------------------------------------
     def _check_new_camera(self, camera_id: str) -> None:
@@ -160,8 +192,8 @@ class StreamManager:
     def _check_capacity(self, spec: CameraSpec | None = None) -> None:
         """503 when MAX_CONCURRENT_STREAMS cameras are pulled already (an on-demand camera
         needs a slot only once a viewer wakes it)."""
-        if spec is not None and spec.on_demand:
-            return
+        if (spec is not None and spec.on_demand) or self.placement is not None:
+            return  # with a placement, a camera waits unclaimed until some node has room
         limit = self.settings.max_concurrent_streams
         if self.active_count >= limit:
             raise CapacityReached(f"Maximum concurrent streams reached ({limit})")
@@ -194,10 +226,12 @@ class StreamManager:
 
     async def _start_locked(self, spec: CameraSpec) -> Stream:
         current = self._streams.get(spec.camera_id)
-        if current is not None and current.active:
+        if current is not None and (current.active or self._runs_elsewhere(spec.camera_id)):
             raise AlreadyRunning(f"Stream already running for camera {spec.camera_id}")
         self._check_new_camera(spec.camera_id)
         self._check_capacity(spec)
+        if self.placement is not None:
+            return await self._desire(spec, enabled=True)
         await self._persist(spec, enabled=True)
         stream = self._launch(spec)
         log.info("stream requested", extra={"camera": spec.camera_id})
@@ -208,6 +242,9 @@ class StreamManager:
         async with self._locks.hold(camera_id):
             stream = self.get(camera_id)
             await self.store.set_enabled(camera_id, False)
+            if self.placement is not None:
+                self.placement.changed(camera_id)
+                return stream
             await stream.stop()
         return stream
 
@@ -225,6 +262,8 @@ class StreamManager:
             )
             if not old.pulling:
                 self._check_capacity(spec)
+            if self.placement is not None:
+                return await self._desire(spec, enabled=True)  # the owner restarts it
             await self._persist(spec, enabled=True)
             await old.stop()
             stream = self._launch(spec)
@@ -240,6 +279,8 @@ class StreamManager:
             self._check_new_camera(spec.camera_id)
             if enabled and not (old is not None and old.pulling):
                 self._check_capacity(spec)
+            if self.placement is not None:
+                return await self._desire(spec, enabled=enabled)
             await self._persist(spec, enabled=enabled)
             if old is not None and was_active:
                 if old.spec == spec and enabled:
@@ -255,6 +296,42 @@ class StreamManager:
             await stream.stop()
             del self._streams[camera_id]
             self.bus.publish(EventType.DELETED, camera_id)
+        if self.placement is not None:
+            self.placement.changed(camera_id)
+
+    async def _desire(self, spec: CameraSpec, enabled: bool) -> Stream:
+        """With a placement: write the desired state and let the camera's owner act on it."""
+        await self._persist(spec, enabled=enabled)
+        assert self.placement is not None
+        self.placement.changed(spec.camera_id)
+        return self._streams.get(spec.camera_id) or self._register(spec)
+
+    # ----- placement hooks (called by the placement, never by the API) -------------------------
+    async def run_here(self, spec: CameraSpec, fresh: bool = False) -> None:
+        """Run `spec` on this node; a running stream is restarted if `fresh` or its spec changed."""
+        async with self._locks.hold(spec.camera_id):
+            current = self._streams.get(spec.camera_id)
+            if current is not None and current.active:
+                if current.spec == spec and not fresh:
+                    return
+                await current.stop()
+            self._launch(spec)
+
+    async def idle_here(self, camera_id: str, spec: CameraSpec | None) -> None:
+        """Stop the camera's stream on this node if it runs; keep `spec` known (None: forget)."""
+        async with self._locks.hold(camera_id):
+            current = self._streams.get(camera_id)
+            if current is not None and current.active:
+                await current.stop()
+            if spec is None:
+                if self._streams.pop(camera_id, None) is not None:
+                    self.bus.publish(EventType.DELETED, camera_id)
+            elif current is None or current.spec != spec:
+                self._register(spec)
+
+    def state_of(self, camera_id: str) -> str | None:
+        stream = self._streams.get(camera_id)
+        return None if stream is None else str(stream.state)
 
     async def _persist(self, spec: CameraSpec, enabled: bool) -> None:
         await self.store.save(
@@ -288,7 +365,9 @@ class StreamManager:
                 )
                 continue
             room = self.active_count < self.settings.max_concurrent_streams
-            if record.enabled and (room or spec.on_demand):
+            if self.placement is not None:
+                self._register(spec)  # the placement claims what this node runs
+            elif record.enabled and (room or spec.on_demand):
                 self._launch(spec)
             else:
                 self._register(spec)
@@ -299,12 +378,16 @@ class StreamManager:
                 self.settings.max_cameras,
             )
         log.info("restored %d cameras, %d streaming", len(self._streams), self.active_count)
+        if self.placement is not None:
+            await self.placement.open(self)
 
     async def close(self) -> None:
         """Stop every stream (each FFmpeg politely, then forcibly) and close the store."""
         if self._closed:
             return
         self._closed = True
+        if self.placement is not None:
+            await self.placement.close()  # stops this node's streams, then hands them over
         active = [stream for stream in self._streams.values() if stream.active]
         log.info("shutting down: stopping %d streams", len(active))
         await asyncio.gather(*(stream.stop() for stream in active), return_exceptions=True)

@@ -11,12 +11,14 @@ from dataclasses import dataclass
 
 from camgate.camera_file import DeclaredCamera, load_camera_file
 from camgate.config import Settings
+from camgate.errors import InvalidInput
 from camgate.ffmpeg import find_ffmpeg
-from camgate.manager import StreamManager
+from camgate.manager import Placement, StreamManager
 from camgate.outputs.hls import HlsOutput
 from camgate.outputs.mse import MseOutput
 from camgate.outputs.sink import OutputFactory
 from camgate.outputs.snapshot import SnapshotOutput
+from camgate.outputs.webrtc import WebRtcOutput
 from camgate.store import SqliteStore, Store
 
 DATABASE_FILE = "camgate.db"
@@ -24,7 +26,8 @@ DATABASE_FILE = "camgate.db"
 
 def default_outputs(settings: Settings) -> tuple[OutputFactory, ...]:
     """Every output a camgate server offers for each camera."""
-    return (HlsOutput(), MseOutput(), SnapshotOutput(find_ffmpeg(settings.ffmpeg_path)))
+    snapshot = SnapshotOutput(find_ffmpeg(settings.ffmpeg_path))
+    return (HlsOutput(), MseOutput(), snapshot, WebRtcOutput())
 
 
 @dataclass
@@ -33,6 +36,7 @@ class Runtime:
     store: Store
     declared: list[DeclaredCamera]
     outputs: tuple[OutputFactory, ...]
+    placement: Placement | None = None
 
     @classmethod
     def open(
@@ -48,8 +52,28 @@ class Runtime:
         if declared is None:
             file = settings.config_file
             declared = load_camera_file(file) if file else []
+        if store is None and settings.database_url:
+            store, placement = open_cluster(settings)
+            return cls(settings, store, declared, default_outputs(settings), placement)
         store = store or SqliteStore(settings.data_dir / DATABASE_FILE)
         return cls(settings, store, declared, default_outputs(settings))
 
     def manager(self) -> StreamManager:
-        return StreamManager(self.settings, store=self.store, outputs=self.outputs)
+        return StreamManager(
+            self.settings, store=self.store, outputs=self.outputs, placement=self.placement
+        )
+
+
+def open_cluster(settings: Settings) -> tuple[Store, Placement]:
+    """CAMGATE_DATABASE_URL: the PostgreSQL store and this node's leases (docs/cluster.md)."""
+    if not settings.viewer_secret:
+        raise InvalidInput(
+            "CAMGATE_DATABASE_URL needs CAMGATE_VIEWER_SECRET, the same on every node, so that "
+            "a viewer URL signed by one node plays on the node that runs the camera"
+        )
+    # Imported here: a single node needs neither PostgreSQL nor its driver.
+    from camgate.cluster.node import ClusterNode
+    from camgate.cluster.postgres import PostgresStore
+
+    store = PostgresStore(settings.database_url)
+    return store, ClusterNode(settings, store)

@@ -82,6 +82,10 @@ class StreamStatus(BaseModel):
     outputs: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="figures of every output (hls, ...), by name"
     )
+    owner: str | None = Field(
+        None, description="several nodes: the node that runs the camera (null: none yet)"
+    )
+    ownerUrl: str | None = Field(None, description="several nodes: the owner's base URL")
 
 
 class StreamList(BaseModel):

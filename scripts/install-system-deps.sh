@@ -9,6 +9,7 @@ if [[ "${1:-}" == "--test" ]]; then
     python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools
     gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
     gstreamer1.0-plugins-ugly gstreamer1.0-libav chromium fonts-dejavu-core
+    postgresql
   )
 fi
 

@@ -1,15 +1,19 @@
-"""Glass-to-glass latency in headless Chromium: camgate LL-HLS, camgate plain HLS, the seed.
+"""Glass-to-glass latency in headless Chromium: camgate MSE, LL-HLS and plain HLS, the seed.
 
 Variants (one camera with a 2 s GOP and a timecode feeds all of them):
-  a  camgate LL-HLS           /watch/<id>           hls.js, lowLatencyMode
-  b  camgate plain HLS        /watch/<id>?ll=0      hls.js defaults, playlist without parts
+  m  camgate MSE              /watch/<id>?mode=mse  fMP4 over a WebSocket, camgate's mse.js
+  a  camgate LL-HLS           /watch/<id>?mode=ll   hls.js, lowLatencyMode
+  b  camgate plain HLS        /watch/<id>?mode=hls  hls.js defaults, playlist without parts
   c  the seed's pipeline      libx264 ultrafast/zerolatency, 4 s MPEG-TS segments, 6 listed,
                               served by a local static server, hls.js defaults
+  w  camgate WebRTC           /watch/<id>?mode=webrtc   WHEP, the camera's H.264 repacketized
 
 Each variant is watched for --warmup seconds, then latency (time shown minus time written into
-the frame) is sampled on every presented frame for --seconds. Everything the script starts
-(camera, camgate, FFmpeg, static server, Chromium) listens on 127.0.0.1 and is stopped on exit,
-Ctrl-C included. Run with the project's venv:  .venv/bin/python bench/latency/run.py
+the frame) is sampled on every presented frame for --seconds. Time to first frame is from the
+start of the page load to the first frame the video presents, the source already running.
+Everything the script starts (camera, camgate, FFmpeg, static server, Chromium) listens on
+127.0.0.1 and is stopped on exit, Ctrl-C included.
+Run with the project's venv:  .venv/bin/python bench/latency/run.py
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import os
 import platform
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,13 +48,24 @@ CAMERA_GOP_S = 2.0
 SEED_SEGMENT_S = 4.0
 SEED_LIST_SIZE = 6
 VARIANTS = {
+    "m": "camgate MSE",
     "a": "camgate LL-HLS",
     "b": "camgate HLS (ll=0)",
     "c": "seed 4 s MPEG-TS",
+    "w": "camgate WebRTC (WHEP)",
 }
 CAMGATE_PLAYLIST_SEGMENTS = 2
 SOURCE_READY_TIMEOUT_S = 90.0
 PLAYBACK_START_TIMEOUT_S = 30.0
+# Notes when the page's video presents its first frame (ms since the page load started).
+FIRST_FRAME_JS = """
+document.addEventListener("DOMContentLoaded", () => {
+  const video = document.querySelector("video");
+  if (video && typeof video.requestVideoFrameCallback === "function") {
+    video.requestVideoFrameCallback(() => { window.__benchFirstFrameMs = performance.now(); });
+  }
+});
+"""
 
 
 @dataclass
@@ -57,6 +73,7 @@ class Measurement:
     variant: str
     run: int
     latencies_s: list[float] = field(default_factory=list)
+    first_frame_s: float | None = None
     stalls: int = 0
     fatal_errors: int = 0
     started: bool = True
@@ -87,10 +104,12 @@ def start_sources(variants: list[str], work_dir: Path, stack: ExitStack) -> Sour
         )
         site = stack.enter_context(StaticServer(seed.site_dir))
         sources.urls["c"] = site.url + seed.watch_path
-    if "a" in variants or "b" in variants:
+    if {"m", "a", "b", "w"} & set(variants):
         base_url = start_camgate(camera.url, work_dir / "camgate", stack)
-        sources.urls["a"] = f"{base_url}/watch/{CAMERA_ID}"
-        sources.urls["b"] = f"{base_url}/watch/{CAMERA_ID}?ll=0"
+        sources.urls["w"] = f"{base_url}/watch/{CAMERA_ID}?mode=webrtc"
+        sources.urls["m"] = f"{base_url}/watch/{CAMERA_ID}?mode=mse"
+        sources.urls["a"] = f"{base_url}/watch/{CAMERA_ID}?mode=ll"
+        sources.urls["b"] = f"{base_url}/watch/{CAMERA_ID}?mode=hls"
     if seed is not None:
         # A viewer joins a running stream: let the seed fill its whole playlist first, or
         # hls.js starts at the only segment there is and looks better than the seed really is.
@@ -126,10 +145,13 @@ async def measure(
     context = await browser.new_context(viewport={"width": 1280, "height": 720})
     try:
         page = await context.new_page()
+        await page.add_init_script(FIRST_FRAME_JS)
         warmup = await watch(page, url, warmup_s, start_timeout_s=PLAYBACK_START_TIMEOUT_S)
         if not warmup.started:
             print(f"  {variant} run {run}: never started: {warmup.errors[-5:]}", file=sys.stderr)
             return Measurement(variant, run, started=False)
+        print(f"  {variant} run {run}: playing {warmup.startup_s:.2f} s after page load")
+        first_frame_ms = await page.evaluate("() => window.__benchFirstFrameMs ?? null")
         playback, latencies_s = await asyncio.gather(
             follow(page, seconds), sample_latency(page, seconds)
         )
@@ -139,6 +161,7 @@ async def measure(
         variant,
         run,
         latencies_s=latencies_s,
+        first_frame_s=first_frame_ms / 1000 if first_frame_ms is not None else None,
         stalls=len(warmup.stalls) + len(playback.stalls),
         fatal_errors=sum(1 for e in playback.errors if e.endswith("(fatal)")),
     )
@@ -150,21 +173,28 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def table_row(label: str, samples: list[float], stalls: int, errors: int) -> str:
+def table_row(
+    label: str, samples: list[float], first_frames_s: list[float], stalls: int, errors: int
+) -> str:
+    first = f"{statistics.median(first_frames_s):>7.2f}" if first_frames_s else f"{'-':>7}"
     if not samples:
-        return f"{label:<28} {0:>7} {'-':>7} {'-':>7} {'-':>7} {stalls:>6} {errors:>6}"
+        return f"{label:<28} {0:>7} {'-':>7} {'-':>7} {'-':>7} {first} {stalls:>6} {errors:>6}"
     p50, p90, worst = percentile(samples, 50), percentile(samples, 90), max(samples)
     return (
-        f"{label:<28} {len(samples):>7} {p50:>7.2f} {p90:>7.2f} {worst:>7.2f} "
+        f"{label:<28} {len(samples):>7} {p50:>7.2f} {p90:>7.2f} {worst:>7.2f} {first} "
         f"{stalls:>6} {errors:>6}"
     )
+
+
+def first_frames(measurements: list[Measurement]) -> list[float]:
+    return [m.first_frame_s for m in measurements if m.first_frame_s is not None]
 
 
 def print_results(measurements: list[Measurement], variants: list[str], runs: int) -> None:
     print()
     print(
         f"{'variant':<28} {'samples':>7} {'p50 s':>7} {'p90 s':>7} {'max s':>7} "
-        f"{'stalls':>6} {'fatal':>6}"
+        f"{'first s':>7} {'stalls':>6} {'fatal':>6}"
     )
     pooled: dict[str, list[float]] = {}
     for variant in variants:
@@ -173,10 +203,14 @@ def print_results(measurements: list[Measurement], variants: list[str], runs: in
         if runs > 1:
             for m in mine:
                 label = f"{variant} {VARIANTS[variant]} #{m.run}"
-                print(table_row(label, m.latencies_s, m.stalls, m.fatal_errors))
+                print(table_row(label, m.latencies_s, first_frames([m]), m.stalls, m.fatal_errors))
         label = f"{variant} {VARIANTS[variant]}" + (" (all)" if runs > 1 else "")
         stalls = sum(m.stalls for m in mine)
-        print(table_row(label, pooled[variant], stalls, sum(m.fatal_errors for m in mine)))
+        errors = sum(m.fatal_errors for m in mine)
+        print(table_row(label, pooled[variant], first_frames(mine), stalls, errors))
+    if pooled.get("m") and pooled.get("a"):
+        ratio = percentile(pooled["a"], 50) / percentile(pooled["m"], 50)
+        print(f"\np50 ratio camgate LL-HLS (a) / camgate MSE (m): {ratio:.1f}x")
     if pooled.get("a") and pooled.get("c"):
         ratio = percentile(pooled["c"], 50) / percentile(pooled["a"], 50)
         print(f"\np50 ratio seed (c) / camgate LL-HLS (a): {ratio:.1f}x")
@@ -232,12 +266,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=30.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds played before that")
     parser.add_argument("--runs", type=int, default=1, help="runs per variant")
-    parser.add_argument("--variants", default="a,b,c", help="comma-separated: a, b, c")
+    parser.add_argument(
+        "--variants", default="m,a,b,c", help=f"comma-separated: {', '.join(VARIANTS)}"
+    )
     args = parser.parse_args(argv)
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in args.variants if v not in VARIANTS]
     if unknown or not args.variants:
-        parser.error(f"--variants takes a comma-separated subset of a,b,c (got {unknown})")
+        parser.error(
+            f"--variants takes a comma-separated subset of {','.join(VARIANTS)} (got {unknown})"
+        )
     if args.runs < 1 or args.seconds <= 0 or args.warmup < 0:
         parser.error("--runs must be >= 1, --seconds > 0 and --warmup >= 0")
     return args

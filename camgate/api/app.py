@@ -21,11 +21,14 @@ from camgate.api.guard import RequestGuard, default_allowed_hosts, split_list
 from camgate.api.outputs.hls import create_hls_router
 from camgate.api.outputs.mse import create_mse_router
 from camgate.api.outputs.snapshot import create_snapshot_router, snapshot_sink
+from camgate.api.outputs.whep import create_whep_router
 from camgate.camera_file import DeclaredCamera
 from camgate.config import Settings
 from camgate.manager import StreamManager
 from camgate.outputs.hls import HlsOutput, LiveHls
 from camgate.outputs.mse import MseOutput, MseSink
+from camgate.outputs.webrtc import WebRtcOutput, WebRtcSink, WhepSessions
+from camgate.outputs.webrtc.ice import split_addresses
 from camgate.runtime import Runtime
 from camgate.store import Store
 
@@ -49,10 +52,16 @@ def create_app(
         registry.register(ops.StreamCollector(manager))
         app.state.manager = manager
         app.state.metrics_registry = registry
+        app.state.whep = WhepSessions(
+            settings.webrtc_max_viewers,
+            settings.webrtc_ice_servers,
+            split_addresses(settings.webrtc_address),
+        )
         await manager.open(built.declared)
         try:
             yield
         finally:
+            await app.state.whep.close_all()
             await manager.close()
 
     authorizer = Authorizer.from_settings(settings)
@@ -80,6 +89,11 @@ def create_app(
     )
     app.include_router(create_snapshot_router(lambda id_: snapshot_sink(app.state.manager, id_)))
     app.include_router(create_mse_router(lambda id_: mse_demand(app.state.manager, id_)))
+    app.include_router(
+        create_whep_router(
+            lambda id_: webrtc_demand(app.state.manager, id_), lambda: app.state.whep
+        )
+    )
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     app.add_middleware(
@@ -108,3 +122,8 @@ async def hls_demand(manager: StreamManager, camera_id: str) -> LiveHls | None:
 async def mse_demand(manager: StreamManager, camera_id: str) -> MseSink | None:
     sink = await manager.demand(camera_id, MseOutput.name)
     return sink if isinstance(sink, MseSink) else None
+
+
+async def webrtc_demand(manager: StreamManager, camera_id: str) -> WebRtcSink | None:
+    sink = await manager.demand(camera_id, WebRtcOutput.name)
+    return sink if isinstance(sink, WebRtcSink) else None

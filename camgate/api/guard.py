@@ -5,7 +5,8 @@
 - Origin (cross-site request forgery, cross-site WebSocket): a state-changing request or a
   WebSocket from another web origin is refused unless CAMGATE_CORS_ORIGINS allows it.
 - Content type: a POST/PUT/PATCH without a valid bearer token must be `application/json` (or
-  carry no body and no type at all), which an HTML form cannot send.
+  carry no body and no type at all), which an HTML form cannot send; under `/whep/` SDP offers
+  and trickle-ICE fragments too (RFC 9725), which no form sends either.
 - Body size and time: bodies over MAX_BODY_BYTES are refused before they are read, and a body
   that trickles in is cut off.
 - Security headers on every response (no framing, a strict content security policy).
@@ -35,6 +36,8 @@ LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 JSON_TYPES = {"application/json"}
+WHEP_PREFIX = "/whep/"
+WHEP_TYPES = {"application/sdp", "application/trickle-ice-sdpfrag"}
 BODY_TIMEOUT_S = 10.0
 UNSUPPORTED = 415, "send the request as Content-Type: application/json"
 STRICT_CSP = (
@@ -55,6 +58,10 @@ def host_name(host_header: str) -> str:
     if value.startswith("["):
         return value[1:].partition("]")[0]
     return value.rpartition(":")[0] if value.count(":") == 1 else value
+
+
+def media_type_of(content_type: str | None) -> str:
+    return (content_type or "").split(";")[0].strip().lower()
 
 
 def is_ip_literal(name: str) -> bool:
@@ -142,12 +149,18 @@ class RequestGuard:
                 return 403, "cross-site request refused"
         if scope["type"] == "http" and method in BODY_METHODS:
             content_type = headers.get("content-type")
-            if content_type is not None and not self._json_or_token(content_type, headers):
+            if content_type is not None and not self._type_allowed(scope, content_type, headers):
                 return UNSUPPORTED
         return None
 
+    def _type_allowed(self, scope: Scope, content_type: str, headers: dict[str, str]) -> bool:
+        whep = scope.get("path", "").startswith(WHEP_PREFIX)
+        if whep and media_type_of(content_type) in WHEP_TYPES:
+            return True
+        return self._json_or_token(content_type, headers)
+
     def _json_or_token(self, content_type: str | None, headers: dict[str, str]) -> bool:
-        media_type = (content_type or "").split(";")[0].strip().lower()
+        media_type = media_type_of(content_type)
         return media_type in JSON_TYPES or self.authorizer.role(headers) is not None
 
     def _host_allowed(self, name: str) -> bool:

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import APIRouter, Request, Response
 
 from camgate.api.auth import Access, access
+from camgate.api.cluster import elsewhere
 from camgate.api.errors import error_response
 from camgate.api.guard import origin_key
 from camgate.outputs.hls.live import LiveHls
@@ -111,6 +112,8 @@ def create_hls_router(
     @router.get("/hls/{camera_id}/index.m3u8")
     @access(Access.PLAY)
     async def playlist(camera_id: str, request: Request) -> Response:
+        if (moved := await elsewhere(request, camera_id)) is not None:
+            return moved  # another node of the fleet runs this camera
         live = lookup(camera_id)
         low_latency = wants_low_latency(request)
         if (live is None or not live.playable(low_latency)) and demand is not None:
@@ -136,6 +139,8 @@ def create_hls_router(
     @router.get("/hls/{camera_id}/init-{init_id:int}.mp4")
     @access(Access.PLAY)
     async def init(camera_id: str, init_id: int, request: Request) -> Response:
+        if (moved := await elsewhere(request, camera_id)) is not None:
+            return moved
         live = lookup(camera_id)
         data = live.init(init_id) if live is not None else None
         if live is None or data is None:

@@ -33,7 +33,9 @@
   const RETRY_MAX_S = 8;
   const SILENT_RECONNECT_S = 10; // no message for this long: the connection is dead
   const FROZEN_RECONNECT_S = 10; // media arrives but the picture does not move
-  const REFUSALS_BEFORE_FAILURE = 2; // handshakes refused in a row before giving MSE up
+  // Connections in a row that ended before any media (refused, or dropped by a proxy that does
+  // not pass WebSockets) before MSE is given up on, unless it played before.
+  const EMPTY_CONNECTIONS_BEFORE_FAILURE = 2;
   const TICK_MS = 200;
   const PROBE_TYPE = 'video/mp4; codecs="avc1.42E01E"';
   // Close codes camgate uses (README, "MSE over WebSocket").
@@ -98,7 +100,8 @@
     let expectInit = null; // the announcement whose init segment comes next
     let stopped = false;
     let opened = false; // the current socket got past the handshake
-    let refusals = 0;
+    let gotMedia = false; // the current socket brought an init segment
+    let emptyConnections = 0;
     let retryDelayS = RETRY_MIN_S;
     let retryTimer = null;
     let lastMessageMs = 0;
@@ -146,12 +149,12 @@
       }
       counters.connects += 1;
       opened = false;
+      gotMedia = false;
       lastMessageMs = Date.now();
       const ws = new WebSocket(socketUrl(options.basePath, options.cameraId, signature));
       ws.binaryType = "arraybuffer";
       ws.onopen = () => {
         opened = true;
-        refusals = 0;
       };
       ws.onmessage = (event) => {
         if (socket === ws) onMessage(event.data);
@@ -165,13 +168,14 @@
     function onClose(event) {
       socket = null;
       if (stopped) return;
-      if (!opened && ++refusals >= REFUSALS_BEFORE_FAILURE && counters.inits === 0) {
-        fail("the WebSocket connection was refused");
-        return;
-      }
       if (event.code === CLOSE_NO_STREAM || event.code === CLOSE_NO_CAPACITY) {
         setState("waiting", event.reason || "the camera has no stream");
         scheduleReconnect(null);
+        return;
+      }
+      emptyConnections = gotMedia ? 0 : emptyConnections + 1;
+      if (counters.inits === 0 && emptyConnections >= EMPTY_CONNECTIONS_BEFORE_FAILURE) {
+        fail(opened ? "the WebSocket closed before any media" : "the WebSocket was refused");
         return;
       }
       scheduleReconnect(event.reason || `connection closed (${event.code})`);
@@ -229,6 +233,7 @@
         return;
       }
       counters.inits += 1;
+      gotMedia = true;
       retryDelayS = RETRY_MIN_S;
       closeMedia();
       const source = new MediaSource();

@@ -1,5 +1,7 @@
-// The camgate player page: /watch/<cameraId>[?mode=mse|ll|hls][&latency=1][&engine=hlsjs|native]
+// The camgate player page: /watch/<cameraId>[?mode=webrtc|mse|ll|hls][&latency=1][&engine=…]
 //
+//   mode       webrtc: WHEP (whep.js), about a tenth of a second behind live; when it cannot
+//              connect within a few seconds the page falls back to mse, then ll, by itself
 //   mode       mse: fMP4 over a WebSocket into Media Source Extensions (mse.js), the lowest delay
 //              ll:  LL-HLS, hls.js in low-latency mode (or the browser's own HLS player)
 //              hls: plain HLS, the playlist without parts, hls.js without low-latency mode
@@ -33,7 +35,7 @@
   const latencyEl = document.getElementById("latency");
   const cameraEl = document.getElementById("camera");
 
-  const MODE_NAMES = { mse: "MSE", ll: "LL-HLS", hls: "HLS" };
+  const MODE_NAMES = { webrtc: "WebRTC", mse: "MSE", ll: "LL-HLS", hls: "HLS" };
 
   const options = readOptions(window.location);
   const errors = [];
@@ -41,6 +43,7 @@
   let mode = chooseMode();
   let hls = null;
   let mse = null;
+  let whep = null;
   let engine = null;
   let state = "connecting";
   let stalls = 0;
@@ -58,7 +61,7 @@
     return {
       basePath: match ? match[1] : "",
       cameraId: match ? decodeURIComponent(match[2]) : null,
-      mode: ["mse", "ll", "hls"].includes(asked) ? asked : query.get("ll") === "0" ? "hls" : "auto",
+      mode: ["webrtc", "mse", "ll", "hls"].includes(asked) ? asked : query.get("ll") === "0" ? "hls" : "auto",
       latencyOverlay: query.get("latency") === "1",
       engine: query.get("engine") || "auto",
       signature: query.has("sig") ? { exp: query.get("exp") || "", sig: query.get("sig") } : null,
@@ -91,7 +94,51 @@
     stateEl.dataset.state = next;
     stateEl.dataset.mode = mode;
     const text = detail ? `${next}: ${detail}` : next;
-    stateEl.textContent = next === "playing" ? `${text} · ${MODE_NAMES[mode]}` : text;
+    stateEl.textContent = next === "playing" ? `${text} · ${MODE_NAMES[mode]}${delayText()}` : text;
+  }
+
+  // The WebRTC receiver's own delay estimate, while WebRTC plays.
+  function delayText() {
+    const figures = whep ? whep.stats() : null;
+    return figures && figures.delayMs != null ? ` · ${(figures.delayMs / 1000).toFixed(2)} s` : "";
+  }
+
+  function whepUrl() {
+    const path = `${options.basePath}/whep/${encodeURIComponent(options.cameraId)}`;
+    const url = new URL(path, window.location.href);
+    if (options.signature) {
+      url.searchParams.set("exp", options.signature.exp);
+      url.searchParams.set("sig", options.signature.sig);
+    }
+    return url.toString();
+  }
+
+  function startWebrtc() {
+    engine = "webrtc";
+    whep = CamgateWhep.play(video, whepUrl(), {
+      headers: options.signature ? {} : CamgateAuth.headers({}),
+      onState(next) {
+        if (next === "playing") onPlaying();
+      },
+      onFailure: onWebrtcFailure,
+      onAuthError(status) {
+        teardown();
+        setState("error", authMessage(status));
+      },
+    });
+  }
+
+  function onWebrtcFailure(reason) {
+    whep = null;
+    if (hasPlayed) {
+      scheduleRebuild(reason); // it worked here before: try WebRTC again
+      return;
+    }
+    // UDP blocked, no common codec (H.265), or a limit: play MSE, else LL-HLS.
+    const next = typeof CamgateMse !== "undefined" && CamgateMse.supported() ? "mse" : "ll";
+    recordError("webrtc", `${reason}; falling back to ${MODE_NAMES[next]}`, false);
+    mode = next;
+    start();
   }
 
   function recordError(source, detail, fatal) {
@@ -177,7 +224,7 @@
 
   function onVideoError() {
     // mse.js and hls.js own the recovery of their own media errors.
-    if (mse || hls) return;
+    if (mse || hls || whep) return;
     const code = video.error ? video.error.code : "unknown";
     recordError("video", `MediaError ${code}`, true);
     scheduleRebuild(`media error ${code}`);
@@ -224,6 +271,11 @@
 
   function start() {
     lastProgress = { time: -1, atMs: Date.now() };
+    if (mode === "webrtc" && typeof CamgateWhep !== "undefined" && CamgateWhep.supported()) {
+      startWebrtc();
+      return;
+    }
+    if (mode === "webrtc") mode = "mse"; // no WebRTC in this browser
     if (mode === "mse") {
       if (typeof CamgateMse === "undefined" || !CamgateMse.supported()) {
         setState("error", "this browser has no Media Source Extensions (try ?mode=ll)");
@@ -242,7 +294,10 @@
   }
 
   function teardown() {
-    if (mse) {
+    if (whep) {
+      whep.close();
+      whep = null;
+    } else if (mse) {
       mse.stop();
       mse = null;
     } else if (hls) {
@@ -329,6 +384,7 @@
       errors: errors.slice(),
     };
     if (mse) result.mse = mse.stats();
+    if (whep) result.webrtc = whep.stats();
     if (sampler) {
       result.latencySamplesMs = latencySamplesMs.slice();
       result.undecodableFrames = sampler.undecodable;
@@ -354,6 +410,9 @@
   video.addEventListener("waiting", onWaiting);
   video.addEventListener("error", onVideoError);
   setInterval(watchProgress, 1000);
+  setInterval(() => {
+    if (whep && state === "playing") setState("playing");
+  }, 1000);
   if (options.latencyOverlay) startLatencyOverlay();
   setState("connecting");
   start();

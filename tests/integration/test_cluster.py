@@ -1,0 +1,186 @@
+"""Many nodes, one fleet: three camgate nodes on one real PostgreSQL server share twelve cameras.
+
+Each camera runs on exactly one node; a killed node's cameras move to the others within the
+lease time; a paused node stops its streams and leaves them to their new owners; a database
+restart loses no stream. "Runs" means an FFmpeg child pulling the camera, read from /proc.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.support.camera import RtspCamera
+from tests.support.fleet import (
+    duplicates,
+    each_runs_once,
+    fresh_database,
+    node_env,
+    runners,
+)
+from tests.support.postgres import PostgresServer
+from tests.support.server import CamgateServer, wait_for
+
+pytestmark = pytest.mark.integration
+
+MakeServer = Callable[..., CamgateServer]
+
+TTL_S = 3.0
+HEARTBEAT_S = 0.5
+START_S = 8.0  # FFmpeg connects to the test camera and writes its first output
+CAMERAS = [f"cam-{n:02d}" for n in range(12)]
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    with PostgresServer() as server:
+        yield server
+
+
+def start_fleet(
+    make_server: MakeServer, postgres: PostgresServer, count: int = 3, **extra: str
+) -> list[CamgateServer]:
+    url = fresh_database(postgres)
+    nodes = [
+        make_server(**node_env(url, f"node{i}", TTL_S, HEARTBEAT_S), **extra) for i in range(count)
+    ]
+    wait_for(lambda: len(fleet_of(nodes[0])["nodes"]) == count, 10, "every node to join")
+    return nodes
+
+
+def fleet_of(node: CamgateServer) -> dict:  # type: ignore[type-arg]
+    reply = node.client.get("/api/cameras")
+    reply.raise_for_status()
+    return reply.json()["data"]["cluster"]  # type: ignore[no-any-return]
+
+
+def add_cameras(node: CamgateServer, camera: RtspCamera, ids: list[str]) -> None:
+    for camera_id in ids:
+        reply = node.client.put(f"/api/cameras/{camera_id}", json={"rtspUrl": camera.url})
+        assert reply.status_code == 200, reply.text
+
+
+def settled(nodes: list[CamgateServer]) -> dict[str, list[int]] | None:
+    running = runners(nodes, CAMERAS)
+    return running if each_runs_once(running) else None
+
+
+def test_every_camera_runs_once_and_a_killed_nodes_cameras_move_without_duplicates(
+    make_server: MakeServer, postgres: PostgresServer, camera: RtspCamera
+) -> None:
+    nodes = start_fleet(make_server, postgres)
+    add_cameras(nodes[0], camera, CAMERAS)
+    running = wait_for(lambda: settled(nodes), START_S + 2 * TTL_S, "each camera to run once")
+    per_node = [sum(1 for where in running.values() if where == [i]) for i in range(3)]
+    assert per_node == [4, 4, 4]  # nobody claims beyond its fair share
+
+    # Any node shows the whole fleet and who runs each camera.
+    listed = nodes[1].client.get("/api/cameras").json()["data"]["streams"]
+    assert {s["cameraId"]: s["owner"] for s in listed} == {
+        camera_id: f"node{where[0]}" for camera_id, where in running.items()
+    }
+
+    # Playback on a node that does not run the camera: a redirect to the owner, query kept.
+    elsewhere = next(c for c, where in running.items() if where != [1])
+    reply = nodes[1].client.get(f"/hls/{elsewhere}/index.m3u8?ll=0&x=1")
+    owner = nodes[running[elsewhere][0]]
+    assert reply.status_code == 307
+    assert reply.headers["location"] == f"{owner.base_url}/hls/{elsewhere}/index.m3u8?ll=0&x=1"
+
+    victim = 2
+    moved = [c for c, where in running.items() if where == [victim]]
+    nodes[victim].stop(signal.SIGKILL)
+    killed_at = time.monotonic()
+    duplicate_samples = 0
+
+    def moved_and_counted() -> bool:
+        nonlocal duplicate_samples
+        now = runners(nodes, CAMERAS)
+        duplicate_samples += bool(duplicates(now))
+        return each_runs_once(now)
+
+    wait_for(moved_and_counted, TTL_S + START_S + 2, "the killed node's cameras to move", 0.05)
+    assert duplicate_samples == 0
+    assert time.monotonic() - killed_at < TTL_S + START_S
+    after = runners(nodes, CAMERAS)
+    assert all(after[c][0] in (0, 1) for c in moved)
+
+
+def test_a_paused_node_stops_its_streams_and_does_not_fight_for_them(
+    make_server: MakeServer, postgres: PostgresServer, camera: RtspCamera
+) -> None:
+    nodes = start_fleet(make_server, postgres, CAMGATE_REBALANCE_MOVES_PER_MINUTE="0")
+    add_cameras(nodes[0], camera, CAMERAS)
+    wait_for(lambda: settled(nodes), START_S + 2 * TTL_S, "each camera to run once")
+    paused = nodes[0]
+    assert paused.process is not None
+    os.kill(paused.process.pid, signal.SIGSTOP)
+    try:
+        others = nodes[1:]
+        wait_for(
+            lambda: each_runs_once(runners(others, CAMERAS)),
+            TTL_S + START_S + 2,
+            "the paused node's cameras to run on the others",
+        )
+        time.sleep(max(0.0, 2 * TTL_S - 1))  # the pause itself: 2 x TTL in all
+    finally:
+        os.kill(paused.process.pid, signal.SIGCONT)
+    wait_for(
+        lambda: not any(0 in where for where in runners(nodes, CAMERAS).values()),
+        2 * HEARTBEAT_S + 3,
+        "the resumed node to stop its streams",
+    )
+    owners = {s["cameraId"]: s["owner"] for s in listed_streams(nodes[1])}
+    # For several heartbeats: every camera stays where it moved, exactly once.
+    deadline = time.monotonic() + 6 * HEARTBEAT_S
+    while time.monotonic() < deadline:
+        running = runners(nodes, CAMERAS)
+        assert each_runs_once(running) and not any(0 in w for w in running.values())
+        time.sleep(HEARTBEAT_S / 2)
+    assert {s["cameraId"]: s["owner"] for s in listed_streams(nodes[1])} == owners
+
+
+def listed_streams(node: CamgateServer) -> list[dict]:  # type: ignore[type-arg]
+    return node.client.get("/api/cameras").json()["data"]["streams"]  # type: ignore[no-any-return]
+
+
+def test_a_database_restart_loses_no_stream_and_readyz_tells_while_it_is_down(
+    make_server: MakeServer, postgres: PostgresServer, camera: RtspCamera
+) -> None:
+    nodes = start_fleet(make_server, postgres, count=2)
+    ids = CAMERAS[:4]
+    add_cameras(nodes[0], camera, ids)
+    wait_for(lambda: each_runs_once(runners(nodes, ids)), START_S + 2 * TTL_S, "cameras to run")
+    before = {n: n.client.get("/api/cameras").json()["data"]["streams"] for n in nodes}
+    assert all(n.client.get("/readyz").status_code == 200 for n in nodes)
+
+    postgres.stop()
+    try:
+        wait_for(
+            lambda: all(n.client.get("/readyz").status_code == 503 for n in nodes),
+            5,
+            "readyz to fail without the database",
+        )
+        assert each_runs_once(runners(nodes, ids))  # leases still valid: streams keep running
+    finally:
+        postgres.start()
+
+    wait_for(
+        lambda: all(n.client.get("/readyz").status_code == 200 for n in nodes),
+        10,
+        "readyz to pass again",
+    )
+    # No stream was restarted: same owners, same FFmpeg, and a new camera still gets placed.
+    for node, streams in before.items():
+        now = {s["cameraId"]: s["pid"] for s in listed_streams(node) if s["pid"]}
+        assert now == {s["cameraId"]: s["pid"] for s in streams if s["pid"]}
+    add_cameras(nodes[1], camera, ["late"])
+    wait_for(
+        lambda: each_runs_once(runners(nodes, [*ids, "late"])),
+        START_S + TTL_S,
+        "a camera added after the restart to run",
+    )
