@@ -158,11 +158,14 @@ class StreamManager:
     def running(self) -> bool:
         return not self._closed
 
+    def status(self, camera_id: str) -> StreamStatus:
+        """One camera's status; with a placement, with its owner and the state it reports."""
+        status = self.get(camera_id).status()
+        return self.placement.describe(status) if self.placement is not None else status
+
     def summary(self) -> dict[str, Any]:
         """Every camera's status; with a placement, the whole fleet with each camera's owner."""
-        statuses = [stream.status() for stream in self.streams]
-        if self.placement is not None:
-            statuses = [self.placement.describe(status) for status in statuses]
+        statuses = [self.status(camera_id) for camera_id in sorted(self._streams)]
         summary = {
             "streams": [status.model_dump(mode="json") for status in statuses],
             "activeCount": self.active_count,

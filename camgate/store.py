@@ -48,7 +48,7 @@ class CameraRecord:
     on_demand: bool = False
 
 
-def _decode_overrides(text: str) -> object:
+def decode_overrides(text: str) -> object:
     """The stored overrides JSON, or the text itself when it is not JSON (refused later)."""
     try:
         return json.loads(text)
@@ -159,7 +159,7 @@ class SqliteStore:
                     "ORDER BY camera_id"
                 ).fetchall()
             return [
-                CameraRecord(r[0], r[1], _decode_overrides(r[2]), bool(r[3]), bool(r[4]))
+                CameraRecord(r[0], r[1], decode_overrides(r[2]), bool(r[3]), bool(r[4]))
                 for r in rows
             ]
         except sqlite3.Error as error:

@@ -55,7 +55,7 @@ async def list_cameras(manager: Manager) -> dict[str, Any]:
 @router.get("/{camera_id}", responses={200: {"model": StatusReply}})
 @access(Access.VIEWER)
 async def get_camera(camera_id: CameraId, manager: Manager) -> dict[str, Any]:
-    return ok(data=status_of(manager.get(camera_id)))
+    return ok(data=manager.status(camera_id).model_dump(mode="json"))
 
 
 @router.put("/{camera_id}", responses={200: {"model": StatusReply}})

@@ -79,5 +79,5 @@ async def stream_status(
 ) -> dict[str, Any]:
     """All streams with counts, or one camera's status with `?cameraId=`."""
     if cameraId is not None:
-        return ok(data=status_of(manager.get(cameraId)))
+        return ok(data=manager.status(cameraId).model_dump(mode="json"))
     return ok(data=manager.summary())

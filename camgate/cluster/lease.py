@@ -13,8 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from camgate.cluster.postgres import CHANNEL, PostgresStore
-from camgate.store import CameraRecord
-from camgate.store import _decode_overrides as decode_overrides
+from camgate.store import CameraRecord, decode_overrides
 
 
 @dataclass(frozen=True)

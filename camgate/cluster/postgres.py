@@ -18,8 +18,7 @@ from typing import Any
 import psycopg
 
 from camgate.errors import StoreError
-from camgate.store import CameraRecord
-from camgate.store import _decode_overrides as decode_overrides
+from camgate.store import CameraRecord, decode_overrides
 
 CHANNEL = "camgate_cameras"
 SCHEMA_VERSION = 1
