@@ -206,6 +206,7 @@ class CameraSpec:
     url: str
     overrides: Overrides = field(default_factory=Overrides)
     on_demand: bool = False  # pulled only while someone watches
+    source: str = "api"  # "file" when declared in the camera file (CAMGATE_CONFIG)
 
     def __post_init__(self) -> None:
         validate_camera_id(self.camera_id)

@@ -1,12 +1,14 @@
-"""Cameras declared in a YAML file (CAMGATE_CONFIG), like `mediamtx.yml` or `go2rtc.yaml`:
+"""Cameras declared in a YAML file (CAMGATE_CONFIG), like `mediamtx.yml` or `go2rtc.yaml`, with
+the API's field names:
 
     cameras:
       front-door:
-        url: rtsp://user:pass@192.168.1.20:554/stream1
+        rtspUrl: rtsp://user:pass@192.168.1.20:554/stream1   # `url` is accepted too
         overrides: {audio: none}      # optional, as in the API
         enabled: true                 # optional; false declares the camera without streaming
         onDemand: false               # optional; true pulls it only while someone watches
 
+The file is the source of truth for the cameras it declares (see `StreamManager.apply_file`).
 Pure parsing: every problem is an `InvalidInput` naming the file, the line and the field.
 """
 
@@ -21,7 +23,8 @@ from pydantic import ValidationError
 from camgate.camera import CameraSpec, Overrides
 from camgate.errors import InvalidInput
 
-_CAMERA_KEYS = {"url", "overrides", "enabled", "onDemand"}
+_URL_KEYS = ("rtspUrl", "url")
+_CAMERA_KEYS = {*_URL_KEYS, "overrides", "enabled", "onDemand"}
 
 
 @dataclass(frozen=True)
@@ -61,9 +64,13 @@ def _parse_camera(path: Path, name: yaml.Node, body: yaml.Node) -> DeclaredCamer
     for key, (key_node, _) in fields.items():
         if key not in _CAMERA_KEYS:
             raise _fail(path, key_node, f"{where}.{key}: unknown field")
-    if "url" not in fields:
-        raise _fail(path, body, f"{where}.url: required")
-    url_node = fields["url"][1]
+    given = [key for key in _URL_KEYS if key in fields]
+    if not given:
+        raise _fail(path, body, f"{where}.rtspUrl: required")
+    if len(given) > 1:
+        raise _fail(path, fields["url"][0], f"{where}: give rtspUrl or url, not both")
+    url_key = given[0]
+    url_node = fields[url_key][1]
     enabled, on_demand = (_flag(path, fields, key, where, default) for key, default in FLAGS)
     try:
         overrides = (
@@ -77,11 +84,11 @@ def _parse_camera(path: Path, name: yaml.Node, body: yaml.Node) -> DeclaredCamer
         message = detail["msg"].removeprefix("Value error, ") if detail else "must be a mapping"
         raise _fail(path, fields["overrides"][1], f"{where}.overrides{field}: {message}") from None
     try:
-        spec = CameraSpec(camera_id, str(_scalar(url_node)), overrides, on_demand)
+        spec = CameraSpec(camera_id, str(_scalar(url_node)), overrides, on_demand, "file")
     except InvalidInput as error:
         node = name if "cameraId" in str(error) else url_node
-        field = "" if node is name else ".url"
-        text = str(error).replace("rtspUrl", "url")
+        field = "" if node is name else f".{url_key}"
+        text = str(error).replace("rtspUrl", url_key)
         raise _fail(path, node, f"{where}{field}: {text}") from None
     return DeclaredCamera(spec, enabled)
 

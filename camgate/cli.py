@@ -25,6 +25,10 @@ def _parser() -> argparse.ArgumentParser:
     probe = commands.add_parser("probe", help="print what a camera sends, then exit")
     probe.add_argument("url", help="rtsp:// or rtsps:// URL of the camera")
     probe.add_argument("--json", action="store_true", help="print the report as JSON")
+    config = commands.add_parser("config", help="work with the camera file")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    check = config_commands.add_parser("check", help="check a camera file without running it")
+    check.add_argument("file", help="the YAML camera file (as for CAMGATE_CONFIG)")
     return parser
 
 
@@ -111,10 +115,24 @@ def _probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_check(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from camgate.camera_file import load_camera_file
+
+    declared = load_camera_file(Path(args.file))  # raises InvalidInput with file:line: field
+    for camera in declared:
+        mode = "on demand" if camera.spec.on_demand else "enabled" if camera.enabled else "off"
+        print(f"{camera.spec.camera_id}: {camera.spec.redacted_url} ({mode})")
+    print(f"{args.file}: {len(declared)} cameras, valid")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    commands = {"serve": _serve, "probe": _probe, "config": _config_check}
     try:
-        return _serve(args) if args.command == "serve" else _probe(args)
+        return commands[args.command](args)
     except CamgateError as error:
         print(f"camgate: {error}", file=sys.stderr)
         return 2

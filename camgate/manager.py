@@ -80,7 +80,7 @@ def spec_from_record(record: CameraRecord) -> CameraSpec:
         first = error.errors()[0]
         where = ".".join(str(part) for part in ("overrides", *first["loc"]))
         raise InvalidInput(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
-    return CameraSpec(record.camera_id, record.url, overrides, record.on_demand)
+    return CameraSpec(record.camera_id, record.url, overrides, record.on_demand, record.source)
 
 
 class Placement(Protocol):
@@ -262,6 +262,7 @@ class StreamManager:
                 url or old.spec.url,
                 overrides if overrides is not None else old.spec.overrides,
                 old.spec.on_demand,
+                old.spec.source,
             )
             if not old.pulling:
                 self._check_capacity(spec)
@@ -339,7 +340,12 @@ class StreamManager:
     async def _persist(self, spec: CameraSpec, enabled: bool) -> None:
         await self.store.save(
             CameraRecord(
-                spec.camera_id, spec.url, spec.overrides.as_dict(), enabled, spec.on_demand
+                spec.camera_id,
+                spec.url,
+                spec.overrides.as_dict(),
+                enabled,
+                spec.on_demand,
+                spec.source,
             )
         )
 
@@ -352,8 +358,6 @@ class StreamManager:
         A stored row that is no longer valid (written by an older version) is skipped with one
         line naming the camera and the field, and kept in the store as it is.
         """
-        for camera in declared or []:
-            await self._persist(camera.spec, enabled=camera.enabled)
         records = await self.store.load()
         for record in records:
             try:
@@ -381,8 +385,29 @@ class StreamManager:
                 self.settings.max_cameras,
             )
         log.info("restored %d cameras, %d streaming", len(self._streams), self.active_count)
+        if declared is not None:
+            await self.apply_file(declared)
         if self.placement is not None:
             await self.placement.open(self)
+
+    async def apply_file(self, declared: list[DeclaredCamera]) -> None:
+        """Make the cameras from the camera file what the file says (the file wins): new and
+        changed ones are saved (and restarted when their settings changed), ones removed from
+        the file are stopped and forgotten, unchanged ones are not touched."""
+        wanted = {camera.spec.camera_id: camera for camera in declared}
+        for camera_id, stream in list(self._streams.items()):
+            if stream.spec.source == "file" and camera_id not in wanted:
+                log.info("camera %s removed from the camera file", camera_id)
+                await self.delete(camera_id)
+        for camera in declared:
+            current = self._streams.get(camera.spec.camera_id)
+            running = current is not None and current.active
+            if current is not None and current.spec == camera.spec and running == camera.enabled:
+                continue
+            try:
+                await self.put(camera.spec, camera.enabled)
+            except (CapacityReached, TooManyCameras) as error:
+                log.error("camera %s from the camera file: %s", camera.spec.camera_id, error)
 
     async def close(self) -> None:
         """Stop every stream (each FFmpeg politely, then forcibly) and close the store."""

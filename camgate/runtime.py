@@ -34,7 +34,7 @@ def default_outputs(settings: Settings) -> tuple[OutputFactory, ...]:
 class Runtime:
     settings: Settings
     store: Store
-    declared: list[DeclaredCamera]
+    declared: list[DeclaredCamera] | None  # None: no camera file
     outputs: tuple[OutputFactory, ...]
     placement: Placement | None = None
 
@@ -51,7 +51,7 @@ class Runtime:
         `store` and `declared` replace them (tests, library use)."""
         if declared is None:
             file = settings.config_file
-            declared = load_camera_file(file) if file else []
+            declared = load_camera_file(file) if file else None
         if store is None and settings.database_url:
             store, placement = open_cluster(settings)
             return cls(settings, store, declared, default_outputs(settings), placement)

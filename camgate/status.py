@@ -61,6 +61,7 @@ class StreamStatus(BaseModel):
     cameraId: str
     state: StreamState = Field(description="idle: an on-demand camera nobody watches (not pulled)")
     onDemand: bool = False
+    source: str = Field("api", description="file: declared in the camera file, which wins")
     consumers: int = Field(0, description="viewers of all outputs now")
     rtspUrl: str = Field(description="the camera URL with user and password masked")
     playback: Playback

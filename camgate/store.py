@@ -18,7 +18,7 @@ from typing import Protocol
 
 from camgate.errors import StoreError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS cameras (
@@ -27,12 +27,14 @@ CREATE TABLE IF NOT EXISTS cameras (
     overrides TEXT NOT NULL DEFAULT '{}',
     enabled INTEGER NOT NULL DEFAULT 0,
     updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-    on_demand INTEGER NOT NULL DEFAULT 0
+    on_demand INTEGER NOT NULL DEFAULT 0,
+    source TEXT NOT NULL DEFAULT 'api'
 );
 """
 # Schema version -> the statements that bring the previous version to it.
 _MIGRATIONS: dict[int, list[str]] = {
     2: ["ALTER TABLE cameras ADD COLUMN on_demand INTEGER NOT NULL DEFAULT 0"],
+    3: ["ALTER TABLE cameras ADD COLUMN source TEXT NOT NULL DEFAULT 'api'"],
 }
 
 
@@ -46,6 +48,7 @@ class CameraRecord:
     overrides: object
     enabled: bool
     on_demand: bool = False
+    source: str = "api"  # "file": declared in the camera file, which wins over the API
 
 
 def decode_overrides(text: str) -> object:
@@ -155,11 +158,11 @@ class SqliteStore:
         try:
             with self._lock:
                 rows = self._db.execute(
-                    "SELECT camera_id, url, overrides, enabled, on_demand FROM cameras "
+                    "SELECT camera_id, url, overrides, enabled, on_demand, source FROM cameras "
                     "ORDER BY camera_id"
                 ).fetchall()
             return [
-                CameraRecord(r[0], r[1], decode_overrides(r[2]), bool(r[3]), bool(r[4]))
+                CameraRecord(r[0], r[1], decode_overrides(r[2]), bool(r[3]), bool(r[4]), r[5])
                 for r in rows
             ]
         except sqlite3.Error as error:
@@ -167,16 +170,18 @@ class SqliteStore:
 
     def _save(self, record: CameraRecord) -> None:
         self._write(
-            "INSERT INTO cameras(camera_id, url, overrides, enabled, on_demand) "
-            "VALUES(?, ?, ?, ?, ?) ON CONFLICT(camera_id) DO UPDATE SET url=excluded.url, "
+            "INSERT INTO cameras(camera_id, url, overrides, enabled, on_demand, source) "
+            "VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(camera_id) DO UPDATE SET url=excluded.url, "
             "overrides=excluded.overrides, enabled=excluded.enabled, "
-            "on_demand=excluded.on_demand, updated_at=strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+            "on_demand=excluded.on_demand, source=excluded.source, "
+            "updated_at=strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
             (
                 record.camera_id,
                 record.url,
                 json.dumps(record.overrides),
                 int(record.enabled),
                 int(record.on_demand),
+                record.source,
             ),
         )
 

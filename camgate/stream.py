@@ -358,6 +358,7 @@ class Stream:
             cameraId=self.spec.camera_id,
             state=self.state,
             onDemand=self.spec.on_demand,
+            source=self.spec.source,
             consumers=self.outputs.consumers if self.outputs is not None else 0,
             rtspUrl=self.spec.redacted_url,
             playback=Playback(

@@ -29,6 +29,7 @@ from camgate.outputs.hls import HlsOutput, LiveHls
 from camgate.outputs.mse import MseOutput, MseSink
 from camgate.outputs.webrtc import WebRtcOutput, WebRtcSink, WhepSessions
 from camgate.outputs.webrtc.ice import split_addresses
+from camgate.reload import CameraFileReloader
 from camgate.runtime import Runtime
 from camgate.store import Store
 
@@ -58,9 +59,16 @@ def create_app(
             split_addresses(settings.webrtc_address),
         )
         await manager.open(built.declared)
+        reloader = None
+        if settings.config_file is not None and built.declared is not None:
+            reloader = CameraFileReloader(settings.config_file, manager)
+            reloader.start()
+        app.state.camera_file = reloader
         try:
             yield
         finally:
+            if reloader is not None:
+                await reloader.stop()
             await app.state.whep.close_all()
             await manager.close()
 

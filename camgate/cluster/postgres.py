@@ -21,7 +21,7 @@ from camgate.errors import StoreError
 from camgate.store import CameraRecord, decode_overrides
 
 CHANNEL = "camgate_cameras"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _MIGRATION_LOCK = 7_270_001  # pg_advisory_xact_lock key: one node migrates at a time
 CONNECT_TIMEOUT_S = 3
 # Schema version -> the statements that bring the previous version to it.
@@ -46,6 +46,7 @@ MIGRATIONS: dict[int, list[str]] = {
             heartbeat_at TIMESTAMPTZ NOT NULL DEFAULT now()
         )""",
     ],
+    2: ["ALTER TABLE cameras ADD COLUMN source TEXT NOT NULL DEFAULT 'api'"],
 }
 
 
@@ -128,24 +129,28 @@ class PostgresStore:
     async def load(self) -> list[CameraRecord]:
         async with self.transaction() as cursor:
             await cursor.execute(
-                "SELECT camera_id, url, overrides, enabled, on_demand FROM cameras "
+                "SELECT camera_id, url, overrides, enabled, on_demand, source FROM cameras "
                 "ORDER BY camera_id"
             )
             rows = await cursor.fetchall()
-        return [CameraRecord(r[0], r[1], decode_overrides(r[2]), r[3], r[4]) for r in rows]
+        return [
+            CameraRecord(r[0], r[1], decode_overrides(r[2]), r[3], r[4], r[5]) for r in rows
+        ]
 
     async def save(self, record: CameraRecord) -> None:
         await self._write(
-            "INSERT INTO cameras(camera_id, url, overrides, enabled, on_demand) "
-            "VALUES(%s, %s, %s, %s, %s) ON CONFLICT(camera_id) DO UPDATE SET url=excluded.url, "
-            "overrides=excluded.overrides, enabled=excluded.enabled, "
-            "on_demand=excluded.on_demand, updated_at=now(), revision=cameras.revision + 1",
+            "INSERT INTO cameras(camera_id, url, overrides, enabled, on_demand, source) "
+            "VALUES(%s, %s, %s, %s, %s, %s) ON CONFLICT(camera_id) DO UPDATE SET "
+            "url=excluded.url, overrides=excluded.overrides, enabled=excluded.enabled, "
+            "on_demand=excluded.on_demand, source=excluded.source, updated_at=now(), "
+            "revision=cameras.revision + 1",
             (
                 record.camera_id,
                 record.url,
                 json.dumps(record.overrides),
                 record.enabled,
                 record.on_demand,
+                record.source,
             ),
             record.camera_id,
         )

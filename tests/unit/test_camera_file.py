@@ -40,7 +40,7 @@ cameras:
     [
         ("cameras:\n  a:\n    url: http://x/y\n", ":3: cameras.a.url: url must use the rtsp"),
         ("cameras:\n  a:\n    url: rtsp://x/y\n    colour: red\n", ":4: cameras.a.colour: unknown"),
-        ("cameras:\n  a:\n    enabled: true\n", ":3: cameras.a.url: required"),
+        ("cameras:\n  a:\n    enabled: true\n", ":3: cameras.a.rtspUrl: required"),
         ("cameras:\n  'bad id':\n    url: rtsp://x/y\n", ":2: cameras.bad id: cameraId"),
         (
             "cameras:\n  a:\n    url: rtsp://x/y\n    overrides: {resolution: big}\n",
@@ -80,3 +80,22 @@ def test_an_upper_case_scheme_is_kept_in_lower_case(tmp_path: Path) -> None:
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="cannot read the camera file"):
         load_camera_file(tmp_path / "absent.yml")
+
+
+def test_api_field_names_and_the_old_url_name(tmp_path: Path) -> None:
+    path = tmp_path / "cameras.yml"
+    path.write_text(
+        "cameras:\n"
+        "  a:\n    rtspUrl: rtsp://10.0.0.1/a\n    onDemand: true\n"
+        "  b:\n    url: rtsp://10.0.0.2/b\n"
+    )
+    first, second = load_camera_file(path)
+    assert (first.spec.url, first.spec.on_demand, first.spec.source) == (
+        "rtsp://10.0.0.1/a",
+        True,
+        "file",
+    )
+    assert second.spec.url == "rtsp://10.0.0.2/b" and second.enabled
+    path.write_text("cameras:\n  a:\n    rtspUrl: rtsp://10.0.0.1/a\n    url: rtsp://x/y\n")
+    with pytest.raises(InvalidInput, match=":4: cameras.a: give rtspUrl or url, not both"):
+        load_camera_file(path)

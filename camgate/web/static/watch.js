@@ -284,6 +284,12 @@
       startMse();
       return;
     }
+    // hls.min.js is the page's last script, so that MSE and WebRTC need not wait while the
+    // browser compiles it; HLS starts once it has run.
+    if (typeof Hls === "undefined" && document.readyState === "loading") {
+      document.addEventListener("DOMContentLoaded", start, { once: true });
+      return;
+    }
     engine = chooseEngine();
     if (engine === null) {
       setState("error", "this browser cannot play HLS");
