@@ -34,7 +34,7 @@ pytestmark = [
 ]
 
 CAMERA_ID = "ll-browser"
-WATCH_PATH = f"/watch/{CAMERA_ID}"
+WATCH_PATH = f"/watch/{CAMERA_ID}?mode=ll"
 PLAYLIST = f"/hls/{CAMERA_ID}/index.m3u8"
 LL_WATCH_S = 20.0
 LL_MIN_ADVANCE_S = 17.0
@@ -160,6 +160,6 @@ async def test_plain_hls_player_plays_smoothly(server: CamgateServer) -> None:
     await asyncio.to_thread(wait_playable, server, low_latency=False)
     async with launch_chromium() as browser:
         page = await browser.new_page()
-        report = await watch(page, f"{server.base_url}{WATCH_PATH}?ll=0", PLAIN_WATCH_S)
+        report = await watch(page, f"{server.base_url}/watch/{CAMERA_ID}?mode=hls", PLAIN_WATCH_S)
 
     assert_smooth(report, PLAIN_MIN_ADVANCE_S)

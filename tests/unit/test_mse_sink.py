@@ -102,7 +102,7 @@ def test_a_viewer_who_joins_before_any_keyframe_waits_for_one() -> None:
 
 def test_a_slow_viewer_skips_to_the_next_keyframe_then_is_dropped() -> None:
     clock = [0.0]
-    sink, init, _ = new_sink(queue_bytes=20_000, clock=clock)
+    sink, _, _ = new_sink(queue_bytes=20_000, clock=clock)
     slow, fast = sink.subscribe(), sink.subscribe()
     control_bytes = slow.bytes_queued  # the announcement and init segment, never dropped
     stream = endless_fragments()

@@ -35,6 +35,7 @@
   const latencyEl = document.getElementById("latency");
   const cameraEl = document.getElementById("camera");
 
+  const HLSJS_URL = "/static/vendor/hls.min.js";
   const MODE_NAMES = { webrtc: "WebRTC", mse: "MSE", ll: "LL-HLS", hls: "HLS" };
 
   const options = readOptions(window.location);
@@ -42,6 +43,7 @@
   const latencySamplesMs = [];
   let mode = chooseMode();
   let hls = null;
+  let hlsjsLoaded = typeof Hls !== "undefined";
   let mse = null;
   let whep = null;
   let engine = null;
@@ -269,6 +271,19 @@
       : "this viewer link is expired or invalid: ask for a new one";
   }
 
+  // hls.js is loaded only when HLS plays: compiling it would hold up the first MSE or WebRTC
+  // picture by a tenth of a second or more on a slow machine.
+  function loadHlsjs() {
+    if (document.querySelector(`script[src="${HLSJS_URL}"]`)) return; // start() follows its load
+    const script = document.createElement("script");
+    script.src = HLSJS_URL;
+    script.onload = script.onerror = () => {
+      hlsjsLoaded = true; // without it, the browser's own HLS player is tried
+      start();
+    };
+    document.body.appendChild(script);
+  }
+
   function start() {
     lastProgress = { time: -1, atMs: Date.now() };
     if (mode === "webrtc" && typeof CamgateWhep !== "undefined" && CamgateWhep.supported()) {
@@ -284,10 +299,8 @@
       startMse();
       return;
     }
-    // hls.min.js is the page's last script, so that MSE and WebRTC need not wait while the
-    // browser compiles it; HLS starts once it has run.
-    if (typeof Hls === "undefined" && document.readyState === "loading") {
-      document.addEventListener("DOMContentLoaded", start, { once: true });
+    if (!hlsjsLoaded) {
+      loadHlsjs();
       return;
     }
     engine = chooseEngine();
