@@ -180,3 +180,45 @@ async def test_dashboard_polls_when_events_are_unavailable(
         stats = await page.evaluate(_STATS_JS)
         assert stats["events"] == 0 and stats["polls"] >= 2, stats
         await assert_no_secret(page)
+
+
+async def test_tiles_beyond_the_live_previews_show_snapshots_and_on_demand_is_offered(
+    server: CamgateServer, camera: RtspCamera
+) -> None:
+    url = camera.url_with_credentials(CAMERA_USER, CAMERA_PASSWORD)
+    ids = [f"cam{n}" for n in range(5)]  # one more than the dashboard's live previews
+    for camera_id in ids:
+        assert server.client.put(f"/api/cameras/{camera_id}", json={"rtspUrl": url}).is_success
+    for camera_id in ids:
+        server.wait_state(camera_id, {"running"}, RUNNING_DEADLINE_S)
+
+    async with launch_chromium() as browser:
+        page = await browser.new_page(viewport={"width": 1280, "height": 900})
+        errors = collect_page_errors(page)
+        await page.goto(server.base_url + "/", wait_until="domcontentloaded")
+        await page.wait_for_function(
+            "() => window.camgateDashboard.stats().stills.length === 1",
+            timeout=RUNNING_DEADLINE_S * 1000,
+        )
+        stats = await page.evaluate(_STATS_JS)
+        assert len(stats["previews"]) == 4 and stats["stills"] == ["cam4"], stats
+        still = f"{card('cam4')} img.cam-still"
+        await page.wait_for_function(
+            "(s) => { const i = document.querySelector(s); return i.src.startsWith('blob:') "
+            "&& i.naturalWidth === 480 && i.dataset.snapshotState === 'ok'; }",
+            arg=still,
+            timeout=ACTION_DEADLINE_S * 1000,
+        )
+        await expect(page.locator(f"{card('cam4')} .cam-preview-note")).to_be_hidden()
+
+        # Adding an on-demand camera through the form: it waits idle, not pulled.
+        await page.fill("#add-form [name=cameraId]", "lazy")
+        await page.fill("#add-form [name=rtspUrl]", url)
+        await page.check("#add-form [name=onDemand]")
+        await page.click("#add-form button[type=submit]")
+        await expect(page.locator(f"{card('lazy')} .badge")).to_have_text("idle")
+        await assert_no_secret(page)
+
+    status = server.status("lazy")
+    assert status["onDemand"] is True and status["pid"] is None
+    assert errors == []

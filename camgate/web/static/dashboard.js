@@ -22,6 +22,9 @@
   // other and the API calls.
   const MAX_PREVIEWS = 4;
   const PREVIEW_RETRY_S = 3;
+  // Tiles beyond MAX_PREVIEWS show a JPEG snapshot, refreshed this often, this wide.
+  const STILL_REFRESH_S = 5;
+  const STILL_WIDTH = 480;
   const EVENT_TYPES = [
     "started", "ready", "stalled", "exited", "restarting", "restarted",
     "stopped", "failed", "state", "deleted",
@@ -183,10 +186,12 @@
       inFlight: null,
       again: false,
       preview: null,
+      still: null, // the snapshot refresher of a tile without live video
       el: {
         id: q(".cam-id"),
         badge: q(".badge"),
         video: q(".cam-preview video"),
+        still: q(".cam-preview .cam-still"),
         note: q(".cam-preview-note"),
         problem: q(".cam-problem"),
         reason: q(".cam-reason"),
@@ -241,6 +246,7 @@
     const card = cards.get(id);
     if (!card) return;
     stopPreview(card);
+    syncStill(card, false);
     card.root.remove();
     cards.delete(id);
     removedAtMs.set(id, performance.now());
@@ -537,8 +543,26 @@
       if (running && slots > 0) slots -= 1;
       if (wanted && !card.preview) startPreview(card);
       if (!wanted && card.preview) stopPreview(card);
+      // Beyond the live previews (or without them), a running camera shows a still picture.
+      syncStill(card, running && visible && !wanted);
       card.el.note.textContent = previewNote(card, running, visible);
-      card.el.note.hidden = previewPlays(card.preview);
+      card.el.note.hidden = previewPlays(card.preview) || card.still !== null;
+    }
+  }
+
+  function syncStill(card, wanted) {
+    if (wanted && card.still === null && typeof CamgateSnapshot !== "undefined") {
+      card.el.still.hidden = false;
+      card.still = CamgateSnapshot.attach(card.el.still, card.id, {
+        intervalS: STILL_REFRESH_S,
+        width: STILL_WIDTH,
+        basePath,
+      });
+    } else if (!wanted && card.still !== null) {
+      card.still.detach();
+      card.still = null;
+      card.el.still.hidden = true;
+      card.el.still.removeAttribute("src");
     }
   }
 
@@ -679,10 +703,13 @@
     if (cards.has(id) && !window.confirm(`Camera ${id} exists. Replace its URL and settings?`)) {
       return;
     }
+    const overrides = audio && audio !== "auto" ? { audio } : {};
+    if (form.elements.video.value) overrides.videoCodec = form.elements.video.value;
     const body = {
       rtspUrl: form.elements.rtspUrl.value.trim(),
       enabled: true,
-      overrides: audio ? { audio } : {},
+      onDemand: form.elements.onDemand.checked,
+      overrides,
     };
     const submit = form.querySelector("button[type=submit]");
     submit.disabled = true;
@@ -715,6 +742,7 @@
         ...counters,
         cameras: [...cards.keys()],
         previews: [...cards.values()].filter((c) => previewPlays(c.preview)).map((c) => c.id),
+        stills: [...cards.values()].filter((c) => c.still !== null).map((c) => c.id),
         previewModes: Object.fromEntries(
           [...cards.values()]
             .filter((c) => previewPlays(c.preview))
