@@ -47,6 +47,9 @@ VIEWER_ROUTES = {
     ("GET", "/hls/{camera_id}/seg-{msn}.m4s"),
     ("GET", "/hls/{camera_id}/part-{index}.m4s"),
     ("GET", "/api/cameras/{camera_id}/snapshot.jpg"),
+    ("POST", "/whep/{camera_id}"),
+    ("PATCH", "/whep/{camera_id}/{session_id}"),
+    ("DELETE", "/whep/{camera_id}/{session_id}"),
 }
 
 
@@ -72,7 +75,14 @@ def routes(server: CamgateServer) -> list[tuple[str, str]]:
 
 
 def concrete(path: str) -> str:
-    values = {"camera_id": "cam", "init_id": "0", "msn": "0", "index": "0", "name": "x"}
+    values = {
+        "camera_id": "cam",
+        "init_id": "0",
+        "msn": "0",
+        "index": "0",
+        "name": "x",
+        "session_id": "no-such-session",
+    }
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 
 
