@@ -89,6 +89,12 @@ class StreamCollector(Collector):
         output_held = GaugeMetricFamily(
             "camgate_output_bytes_held", "Media held in memory per output", labels=by_output
         )
+        # Each output's own figures (MSE queue drops, WebRTC PLIs, snapshot decodes, ...).
+        figure = GaugeMetricFamily(
+            "camgate_output_figure",
+            "Every figure an output reports, by name (as in the camera's status)",
+            labels=[*by_output, "figure"],
+        )
         for stream in streams:
             camera = [stream.spec.camera_id]
             received.add_metric(camera, stream.bytes_received)
@@ -100,7 +106,10 @@ class StreamCollector(Collector):
                 viewers.add_metric([*camera, name], figures.consumers)
                 sent.add_metric([*camera, name], figures.bytes_sent)
                 output_held.add_metric([*camera, name], figures.bytes_held)
-        yield from (received, restarts, held, viewers, sent, output_held)
+                for key, value in figures.as_dict().items():
+                    if isinstance(value, int | float) and not isinstance(value, bool):
+                        figure.add_metric([*camera, name, key], float(value))
+        yield from (received, restarts, held, viewers, sent, output_held, figure)
         limit = GaugeMetricFamily("camgate_max_concurrent_streams", "MAX_CONCURRENT_STREAMS")
         limit.add_metric([], self._manager.settings.max_concurrent_streams)
         yield limit

@@ -315,3 +315,31 @@ def test_ten_megabyte_body_is_refused_fast(server: CamgateServer) -> None:
         assert time.monotonic() - started < 2.0, framing
     assert rss_bytes(server.process.pid) - before < 30 * 1024 * 1024
     assert server.client.get("/api/cameras/big").status_code == 404
+
+
+def test_browser_attacks_on_the_real_server_are_refused(
+    make_server: Callable[..., CamgateServer],
+) -> None:
+    server = make_server()  # no token: the open loopback API a malicious page would target
+    api = server.client
+    assert api.put(
+        "/api/cameras/cam", json={"rtspUrl": "rtsp://127.0.0.1:9/x", "enabled": False}
+    ).is_success
+    evil = "https://evil.example"
+    forms = [
+        {"headers": {"content-type": "application/x-www-form-urlencoded", "origin": evil}},
+        {"headers": {"content-type": "text/plain", "origin": evil}, "content": b"x"},
+        {"headers": {"content-type": "text/plain"}, "content": b"x"},  # a browser without Origin
+    ]
+    for form in forms:
+        for action in ("start", "stop", "restart"):
+            reply = api.post(f"/api/cameras/cam/{action}", **form)  # type: ignore[arg-type]
+            assert reply.status_code in (403, 415), (action, form, reply.text)
+    rebound = api.get("/api/cameras", headers={"host": "rebind.attacker.example:8080"})
+    assert rebound.status_code == 403 and "CAMGATE_ALLOWED_HOSTS" in rebound.json()["error"]
+    hls = api.get("/hls/cam/index.m3u8", headers={"origin": evil})
+    assert "access-control-allow-origin" not in hls.headers
+    page = api.get("/")
+    assert page.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert server.status("cam")["state"] == "stopped"  # nothing was started

@@ -4,6 +4,7 @@ and accepted changes survive a crash. Every test runs real processes with short 
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import re
 import signal
@@ -392,14 +393,28 @@ def test_max_attempts_ends_in_failed_with_a_failed_event(make_server: MakeServer
 def test_max_attempts_reached_by_a_running_stream_ends_in_failed(
     make_server: MakeServer, camera: RtspCamera
 ) -> None:
-    server = make_server(**{**FAST, "RESTART_MAX_ATTEMPTS": "1"})
+    server = make_server(**{**FAST, "RESTART_MAX_ATTEMPTS": "1", "HLS_BLOCK_TIMEOUT": "20"})
     start(server, "cam", camera.url)
     running = server.wait_state("cam", {"running"}, RUNNING_TIMEOUT_S)
+    playlist = server.client.get("/hls/cam/index.m3u8").text
+    first_msn = int(playlist.split("#EXT-X-MEDIA-SEQUENCE:")[1].split()[0])
+    ahead = first_msn + playlist.count("#EXTINF") + 2  # the furthest a player may ask for
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        # A player blocked on a part that will never come, because the stream is about to fail.
+        blocked = pool.submit(
+            server.client.get, "/hls/cam/index.m3u8", params={"_HLS_msn": ahead, "_HLS_part": 0}
+        )
+        wait_for(lambda: server.status("cam")["hls"]["consumers"] >= 1, 5, "the blocked request")
+        os.kill(running["pid"], signal.SIGKILL)
+        killed_at = time.monotonic()
 
-    os.kill(running["pid"], signal.SIGKILL)
-
-    status = server.wait_state("cam", {"failed"}, STOP_TIMEOUT_S + MARGIN_S)
+        status = server.wait_state("cam", {"failed"}, STOP_TIMEOUT_S + MARGIN_S)
+        answer = blocked.result(timeout=20)
+        # It is let go when the stream fails, not at the end of its 20 s wait.
+        assert time.monotonic() - killed_at < STOP_TIMEOUT_S + MARGIN_S
+        assert answer.status_code in (404, 503), answer.text
     assert status["attempt"] == 1 and status["pid"] is None
+    assert status["runningSince"] is None and status["uptimeSeconds"] == 0
     assert not ffmpeg_pids(server_pid(server), "cam")
     stop = server.service(cameraId="cam", action="stop")
     assert stop.status_code == 200, stop.text

@@ -59,6 +59,7 @@ def test_a_camera_streams_through_the_hls_output(client: TestClient) -> None:
     assert after["outputs"]["hls"]["bytesSent"] >= len(init.content)
     metrics = client.get("/metrics").text
     assert 'camgate_output_sent_bytes_total{camera="door",output="hls"}' in metrics
+    assert 'camgate_output_figure{camera="door",figure="queueDrops",output="mse"}' in metrics
 
     stopped = client.post("/api/cameras/door/stop").json()["data"]
     assert stopped["state"] == "stopped" and stopped["runningSince"] is None
