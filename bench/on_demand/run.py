@@ -5,7 +5,7 @@ For each round the on-demand camera is first let go idle (ON_DEMAND_IDLE_S witho
 gone), then:
   * HTTP: the first playlist request (it wakes the camera and is answered once playable), then
     the first part it lists;
-  * Chromium: the player page (LL-HLS) from page load to the first decoded frame.
+  * Chromium: the player page from page load to the first decoded frame, over MSE and LL-HLS.
 The same two figures for an always-on camera give the baseline. The camera has a 2 s GOP, so a
 cold start waits up to one GOP for a keyframe.
 
@@ -47,10 +47,10 @@ def first_playlist_s(server: CamgateServer, camera_id: str) -> tuple[float, floa
     return playlist_s, time.monotonic() - started
 
 
-async def first_frame_s(server: CamgateServer, camera_id: str) -> float:
+async def first_frame_s(server: CamgateServer, camera_id: str, mode: str) -> float:
     async with launch_chromium() as browser:
         page = await browser.new_page()
-        report = await watch(page, f"{server.base_url}/watch/{camera_id}?mode=ll", 1.0)
+        report = await watch(page, f"{server.base_url}/watch/{camera_id}?mode={mode}", 1.0)
         assert report.started and report.startup_s is not None, report.errors
         return report.startup_s
 
@@ -71,7 +71,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=6)
     args = parser.parse_args()
-    results: dict[str, list[float]] = {key: [] for key in ("pl", "part", "frame", "b_pl", "b_fr")}
+    keys = ("pl", "part", "mse", "ll", "b_pl", "b_mse", "b_ll")
+    results: dict[str, list[float]] = {key: [] for key in keys}
     with (
         tempfile.TemporaryDirectory() as tmp,
         RtspCamera(port=free_port(), gop_s=2.0) as camera,
@@ -86,17 +87,20 @@ def main() -> None:
             playlist_s, part_s = first_playlist_s(server, "lazy")
             results["pl"].append(playlist_s)
             results["part"].append(part_s)
-            wait_idle(server, "lazy")
-            results["frame"].append(asyncio.run(first_frame_s(server, "lazy")))
+            for mode in ("mse", "ll"):
+                wait_idle(server, "lazy")
+                results[mode].append(asyncio.run(first_frame_s(server, "lazy", mode)))
+                results[f"b_{mode}"].append(asyncio.run(first_frame_s(server, "always", mode)))
             results["b_pl"].append(first_playlist_s(server, "always")[0])
-            results["b_fr"].append(asyncio.run(first_frame_s(server, "always")))
     print("on-demand camera, idle when the viewer arrives (2 s GOP):")
     print("  " + summary("first request -> playable playlist", results["pl"]))
     print("  " + summary("first request -> first part", results["part"]))
-    print("  " + summary("page load -> first frame (LL-HLS)", results["frame"]))
-    print("baseline: the same camera already pulled:")
+    print("  " + summary("page load -> first frame (MSE)", results["mse"]))
+    print("  " + summary("page load -> first frame (LL-HLS)", results["ll"]))
+    print("baseline: a camera already pulled:")
     print("  " + summary("request -> playlist", results["b_pl"]))
-    print("  " + summary("page load -> first frame (LL-HLS)", results["b_fr"]))
+    print("  " + summary("page load -> first frame (MSE)", results["b_mse"]))
+    print("  " + summary("page load -> first frame (LL-HLS)", results["b_ll"]))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from camgate.fmp4 import Fmp4Reader, Fragment, InitSegment
 from tests.integration.media import decoded_frames, probe_streams
 from tests.support.camera import RtspCamera
-from tests.support.server import CamgateServer, wait_for
+from tests.support.server import CamgateServer, streaming_server, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -49,17 +49,8 @@ MAX_FRAME_BYTES = 1_000_000  # a queue over its bound holds at most one more fra
 def running_server(
     make_server: Callable[..., CamgateServer], camera: RtspCamera, **env: str
 ) -> CamgateServer:
-    server = make_server(**env)
-    headers = {"Authorization": f"Bearer {ADMIN}"} if "CAMGATE_API_TOKENS" in env else {}
-    reply = server.client.post(
-        "/api/streams/service",
-        json={"cameraId": CAMERA_ID, "rtspUrl": camera.url, "action": "start"},
-        headers=headers,
-    )
-    assert reply.status_code == 200, reply.text
-    server.client.headers.update(headers)
-    server.wait_state(CAMERA_ID, {"running"}, RUNNING_TIMEOUT_S)
-    return server
+    token = ADMIN if "CAMGATE_API_TOKENS" in env else None
+    return streaming_server(make_server, camera.url, CAMERA_ID, token, RUNNING_TIMEOUT_S, **env)
 
 
 def ws_url(server: CamgateServer, camera_id: str = CAMERA_ID, query: str = "") -> str:

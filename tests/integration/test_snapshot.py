@@ -3,8 +3,6 @@ real camgate server; every JPEG is checked with ffprobe."""
 
 from __future__ import annotations
 
-import json
-import subprocess
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from tests.integration.media import probe_streams
 from tests.support.camera import RtspCamera
 from tests.support.server import CamgateServer, ffmpeg_cmdlines, wait_for
 
@@ -31,16 +30,9 @@ def jpeg_size(data: bytes, tmp_path: Path) -> tuple[int, int]:
     """(width, height) of a JPEG as ffprobe reads it; fails if it is not one."""
     path = tmp_path / "snapshot.jpg"
     path.write_bytes(data)
-    result = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    (stream,) = json.loads(result.stdout)["streams"]
+    (stream,) = probe_streams(path)
     assert stream["codec_name"] == "mjpeg", stream
-    return stream["width"], stream["height"]
+    return int(str(stream["width"])), int(str(stream["height"]))
 
 
 def snapshot_figures(client: httpx.Client) -> dict[str, Any]:

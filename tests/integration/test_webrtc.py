@@ -18,7 +18,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
 from tests.support.camera import RtspCamera
-from tests.support.server import CamgateServer, ffmpeg_pids, wait_for
+from tests.support.server import CamgateServer, ffmpeg_pids, streaming_server, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -32,17 +32,8 @@ VIEWERS = 10
 def running_server(
     make_server: Callable[..., CamgateServer], camera: RtspCamera, **env: str
 ) -> CamgateServer:
-    server = make_server(**env)
-    headers = {"Authorization": f"Bearer {ADMIN}"} if "CAMGATE_API_TOKENS" in env else {}
-    reply = server.client.post(
-        "/api/streams/service",
-        json={"cameraId": CAMERA_ID, "rtspUrl": camera.url, "action": "start"},
-        headers=headers,
-    )
-    assert reply.status_code == 200, reply.text
-    server.client.headers.update(headers)
-    server.wait_state(CAMERA_ID, {"running"}, RUNNING_TIMEOUT_S)
-    return server
+    token = ADMIN if "CAMGATE_API_TOKENS" in env else None
+    return streaming_server(make_server, camera.url, CAMERA_ID, token, RUNNING_TIMEOUT_S, **env)
 
 
 @dataclass

@@ -205,3 +205,26 @@ class CamgateServer:
             return status if status["state"] in states else None
 
         return wait_for(reached, timeout_s, f"{camera_id} to reach {sorted(states)}")
+
+
+def streaming_server(
+    make_server: Callable[..., CamgateServer],
+    camera_url: str,
+    camera_id: str,
+    token: str | None = None,
+    timeout_s: float = 40.0,
+    **env: str,
+) -> CamgateServer:
+    """A server (from the `make_server` fixture) already running `camera_id`; with `token`, its
+    client sends it on every request."""
+    server = make_server(**env)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    reply = server.client.post(
+        "/api/streams/service",
+        json={"cameraId": camera_id, "rtspUrl": camera_url, "action": "start"},
+        headers=headers,
+    )
+    assert reply.status_code == 200, reply.text
+    server.client.headers.update(headers)
+    server.wait_state(camera_id, {"running"}, timeout_s)
+    return server
