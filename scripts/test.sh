@@ -13,7 +13,7 @@ python3 -m venv .venv
 .venv/bin/ruff check camgate tests bench
 .venv/bin/mypy camgate
 set +e
-.venv/bin/pytest -p no:cacheprovider "$@"
+.venv/bin/pytest -p no:cacheprovider --durations=15 "$@"
 status=$?
 set -e
 if [[ $status -eq 5 ]]; then
