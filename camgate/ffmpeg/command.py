@@ -19,7 +19,7 @@ from camgate.ffmpeg.stderr import MediaInfo
 # empty_moov: the init segment comes first and alone; default_base_moof: fragments are
 # self-contained for MSE; frag_keyframe: a keyframe always starts a fragment. A fragment per packet
 # (-frag_duration of 1 us) lets the segmenter group frames into LL-HLS parts by frame count
-# (LLHLS-NOTES: exact part control). frag_every_frame would do the same but writes audio packets
+# (docs/llhls.md: exact part control). frag_every_frame would do the same but writes audio packets
 # without timestamps ("pts has no value") when a camera has audio.
 MOVFLAGS = "empty_moov+default_base_moof+frag_keyframe"
 FRAGMENT_ARGS = ["-movflags", MOVFLAGS, "-frag_duration", "1"]
@@ -55,7 +55,7 @@ CONCAT_INPUT = [
     *("-f", "concat", "-safe", "0", "-protocol_whitelist", INPUT_PROTOCOLS),
     *("-nofind_stream_info", "-i", "pipe:0"),
 ]
-# LLHLS-NOTES: tiny probing makes the init segment come ~2 s sooner; it relies on the SPS/PPS in
+# docs/llhls.md: tiny probing makes the init segment come ~2 s sooner; it relies on the SPS/PPS in
 # the camera's SDP, so the caller falls back to default probing without them.
 FAST_PROBE = {"fflags": "nobuffer", "probesize": "32", "analyzeduration": "0"}
 

@@ -3,7 +3,7 @@
 Each test starts its own camera and server and reads what camgate serves the way a client
 would: the playlist parsed with ``m3u8``, blocking reloads timed from outside, the stream fed to
 Debian's ffmpeg/ffprobe. The rules checked are the ones players rely on (RFC 8216bis and
-LLHLS-NOTES.md).
+docs/llhls.md).
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def test_ll_playlist_declares_and_follows_the_low_latency_rules(ll_server: Camga
     assert parts, text
     # RFC 8216bis 4.4.4.9: no part may be longer than PART-TARGET.
     assert max(part.duration_s for part in parts) <= part_target_s, text
-    # hls.js starts only at an INDEPENDENT part (LLHLS-NOTES.md); each complete segment starts
+    # hls.js starts only at an INDEPENDENT part (docs/llhls.md); each complete segment starts
     # with a keyframe, so its first listed part is one.
     assert any(part.independent for part in parts), text
     for segment in complete_segments(playlist):

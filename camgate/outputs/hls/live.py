@@ -107,7 +107,7 @@ class LiveHls:
         """Whether the LL playlist holds (msn, part); part None asks for the complete segment.
 
         (msn, part) pairs compare in order, so a request for (msn, last part + 1) is answered by
-        the next segment's part 0, as clients ask at a segment boundary (LLHLS-NOTES.md).
+        the next segment's part 0, as clients ask at a segment boundary (docs/llhls.md).
         """
         if part is None:
             last_msn = self.segmenter.last_complete_msn

@@ -3,7 +3,7 @@
 Pure functions from the segmenter's state to playlist text: no I/O, no clocks, no waiting
 (blocking reload lives in ``camgate.outputs.hls.live``). URIs are relative: ``init-<id>.mp4``,
 ``seg-<msn>.m4s`` and ``part-<index>.m4s``, the last named by a counter that never restarts
-because the next part may start a new segment (LLHLS-NOTES.md).
+because the next part may start a new segment (docs/llhls.md).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from camgate.outputs.hls.segmenter import Segment
 
 LL_VERSION = 9  # RFC 8216bis 8: EXT-X-PART and friends are defined for version 9 playlists
 PLAIN_VERSION = 6  # RFC 8216bis 8: EXT-X-MAP without EXT-X-I-FRAMES-ONLY needs version 6
-PART_HOLD_BACK_PARTS = 3  # RFC 8216bis 4.4.3.8: at least 2, 3 recommended (LLHLS-NOTES.md)
+PART_HOLD_BACK_PARTS = 3  # RFC 8216bis 4.4.3.8: at least 2, 3 recommended (docs/llhls.md)
 PLAIN_MIN_SEGMENTS = 2  # GStreamer hlsdemux2 aborts on a live playlist listing one segment
 
 
@@ -44,7 +44,7 @@ def is_playable(source: PlaylistSource, *, low_latency: bool = True) -> bool:
 
     LL-HLS: as soon as one listed part is INDEPENDENT, since hls.js starts only at such a part.
     Plain HLS: once two complete segments exist, because GStreamer's hlsdemux2 aborted on a live
-    playlist with only one (LLHLS-NOTES.md).
+    playlist with only one (docs/llhls.md).
     """
     if not low_latency:
         return len(source.segments) >= PLAIN_MIN_SEGMENTS
@@ -124,7 +124,7 @@ def segment_lines(
 
 def part_line(duration_s: float, index: int, independent: bool, suffix: str = "") -> str:
     # RFC 8216bis 4.4.4.9: INDEPENDENT=YES only where the part starts with a keyframe; hls.js
-    # treats every part as independent when none is marked (LLHLS-NOTES.md).
+    # treats every part as independent when none is marked (docs/llhls.md).
     flag = ",INDEPENDENT=YES" if independent else ""
     return f'#EXT-X-PART:DURATION={format_s(duration_s, 5)},URI="part-{index}.m4s{suffix}"{flag}'
 

@@ -1,6 +1,6 @@
 """Groups fMP4 fragments into LL-HLS parts and segments, and keeps a bounded ring of them.
 
-Parts are closed by video frame count (LLHLS-NOTES.md: summed, jittery durations broke
+Parts are closed by video frame count (docs/llhls.md: summed, jittery durations broke
 PART-TARGET), a keyframe always starts a part, and a segment closes at the first keyframe at or
 after the segment target, so with stream copy segments follow the camera's GOP. This module is
 pure: no I/O, no clock reads (the caller passes the wall clock), no asyncio.
