@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -26,8 +27,8 @@ from camgate.camera_file import DeclaredCamera
 from camgate.config import Settings
 from camgate.manager import StreamManager
 from camgate.outputs.hls import HlsOutput, LiveHls
-from camgate.outputs.mse import MseOutput, MseSink
-from camgate.outputs.webrtc import WebRtcOutput, WebRtcSink, WhepSessions
+from camgate.outputs.mse import MseSink
+from camgate.outputs.webrtc import WebRtcSink, WhepSessions
 from camgate.outputs.webrtc.ice import split_addresses
 from camgate.reload import CameraFileReloader
 from camgate.runtime import Runtime
@@ -90,16 +91,16 @@ def create_app(
     app.include_router(
         create_hls_router(
             lambda camera_id: hls_sink(app.state.manager, camera_id),
-            demand=lambda camera_id: hls_demand(app.state.manager, camera_id),
+            demand=lambda camera_id: demanded(app.state.manager, camera_id, LiveHls),
             block_timeout_s=settings.hls_block_timeout_s,
             cors_origins=split_list(settings.cors_origins),
         )
     )
     app.include_router(create_snapshot_router(lambda id_: snapshot_sink(app.state.manager, id_)))
-    app.include_router(create_mse_router(lambda id_: mse_demand(app.state.manager, id_)))
+    app.include_router(create_mse_router(lambda id_: demanded(app.state.manager, id_, MseSink)))
     app.include_router(
         create_whep_router(
-            lambda id_: webrtc_demand(app.state.manager, id_), lambda: app.state.whep
+            lambda id_: demanded(app.state.manager, id_, WebRtcSink), lambda: app.state.whep
         )
     )
     app.include_router(web.router)
@@ -117,21 +118,15 @@ def create_app(
     return app
 
 
+SinkT = TypeVar("SinkT", LiveHls, MseSink, WebRtcSink)
+
+
 def hls_sink(manager: StreamManager, camera_id: str) -> LiveHls | None:
     sink = manager.sink(camera_id, HlsOutput.name)
     return sink if isinstance(sink, LiveHls) else None
 
 
-async def hls_demand(manager: StreamManager, camera_id: str) -> LiveHls | None:
-    sink = await manager.demand(camera_id, HlsOutput.name)
-    return sink if isinstance(sink, LiveHls) else None
-
-
-async def mse_demand(manager: StreamManager, camera_id: str) -> MseSink | None:
-    sink = await manager.demand(camera_id, MseOutput.name)
-    return sink if isinstance(sink, MseSink) else None
-
-
-async def webrtc_demand(manager: StreamManager, camera_id: str) -> WebRtcSink | None:
-    sink = await manager.demand(camera_id, WebRtcOutput.name)
-    return sink if isinstance(sink, WebRtcSink) else None
+async def demanded(manager: StreamManager, camera_id: str, kind: type[SinkT]) -> SinkT | None:
+    """The camera's sink of that output for a viewer (waking an idle on-demand camera)."""
+    sink = await manager.demand(camera_id, kind.name)
+    return sink if isinstance(sink, kind) else None

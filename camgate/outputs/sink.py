@@ -45,6 +45,15 @@ def media_age_s(last_monotonic: float | None, now: float | None = None) -> float
     return round((time.monotonic() if now is None else now) - last_monotonic, 2)
 
 
+def request_viewers(
+    in_flight: int, last_request_monotonic: float | None, now: float, window_s: float
+) -> int:
+    """Viewers of a request-based output: the requests being served, else one while the last
+    request is less than `window_s` old (a player between two requests)."""
+    recent = last_request_monotonic is not None and now - last_request_monotonic < window_s
+    return max(in_flight, 1 if recent else 0)
+
+
 class MediaSink(Protocol):
     """One output of one camera's stream. Called from the stream's task only; never blocks."""
 

@@ -18,7 +18,7 @@ from camgate.config import Settings
 from camgate.fmp4 import Fragment, InitSegment
 from camgate.outputs.hls.playlist import is_playable, render_media_playlist
 from camgate.outputs.hls.segmenter import Part, Segment, Segmenter
-from camgate.outputs.sink import SinkStats, media_age_s
+from camgate.outputs.sink import SinkStats, media_age_s, request_viewers
 
 # RFC 8216bis 6.3.4: a player reloads a live playlist at least once per target duration; one
 # that has not asked for this many target durations is gone.
@@ -153,10 +153,10 @@ class LiveHls:
     def consumers(self) -> int:
         """Players following the stream: each LL-HLS player keeps one blocking request open;
         a plain-HLS player counts while it asked within three target durations."""
-        last = self._last_request_monotonic
         seen_s = VIEWER_SEEN_TARGET_DURATIONS * self.segmenter.target_duration
-        recent = last is not None and self._monotonic() - last < seen_s
-        return max(self._waiting, 1 if recent else 0)
+        return request_viewers(
+            self._waiting, self._last_request_monotonic, self._monotonic(), seen_s
+        )
 
     @property
     def ready(self) -> bool:

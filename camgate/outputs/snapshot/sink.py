@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from camgate.config import Settings
 from camgate.errors import CamgateError
 from camgate.fmp4 import Fragment, InitSegment
-from camgate.outputs.sink import SinkStats, media_age_s
+from camgate.outputs.sink import SinkStats, media_age_s, request_viewers
 from camgate.outputs.snapshot.decoder import DecodeFailed, FfmpegJpegDecoder
 from camgate.outputs.snapshot.flight import Outcome, SingleFlightCache
 
@@ -191,9 +191,9 @@ class SnapshotSink:
     @property
     def consumers(self) -> int:
         """Requests being served, else 1 while one was served within VIEWER_SEEN_S."""
-        last = self._last_request_monotonic
-        recent = last is not None and self._monotonic() - last < VIEWER_SEEN_S
-        return max(self._serving, 1 if recent else 0)
+        return request_viewers(
+            self._serving, self._last_request_monotonic, self._monotonic(), VIEWER_SEEN_S
+        )
 
     @property
     def keyframe_seq(self) -> int | None:
