@@ -6,7 +6,7 @@ only redacted. The OpenAPI schema is generated from these models.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -42,6 +42,46 @@ class Codecs(BaseModel):
     audio: AudioCodec | None
 
 
+class Transcoding(BaseModel):
+    """What FFmpeg re-encodes; false means copied as the camera sends it."""
+
+    video: bool = Field(description="video re-encoded with x264 (an override asks for it)")
+    audio: bool = Field(description="audio converted to AAC (G.711 and other camera codecs)")
+
+
+BrowserSupport = Literal["all", "some", "none"]
+
+HEVC_NOTE = (
+    "H.265 plays only in some browsers (Safari, Chrome or Edge with hardware decoding); "
+    'set the override {"videoCodec": "h264"} to convert it for every browser'
+)
+
+
+class BrowserPlayback(BaseModel):
+    """Whether browsers can play what viewers get (null until the video codec is known)."""
+
+    playable: BrowserSupport | None = Field(
+        None, description="all: every browser (H.264); some: only some (H.265); none"
+    )
+    note: str | None = Field(None, description="what to do when not every browser plays it")
+
+
+def browser_playback(video_codec: str | None, reencoded: bool) -> BrowserPlayback:
+    """What browsers make of the output video: camgate's encoder writes H.264, else the
+    camera's codec is copied."""
+    if reencoded or video_codec == "h264":
+        return BrowserPlayback(playable="all")
+    if video_codec is None:
+        return BrowserPlayback()
+    if video_codec == "hevc":
+        return BrowserPlayback(playable="some", note=HEVC_NOTE)
+    return BrowserPlayback(
+        playable="none",
+        note=f"{video_codec} video does not play in browsers: set the override "
+        '{"videoCodec": "h264"} to convert it',
+    )
+
+
 class HlsStatus(BaseModel):
     """What the in-memory HLS output holds now (bounded by HLS_MAX_SEGMENTS)."""
 
@@ -75,7 +115,9 @@ class StreamStatus(BaseModel):
     reason: str | None
     nextRetryAt: str | None
     overrides: dict[str, Any]
-    transcoding: bool
+    transcoding: bool = Field(description="anything is re-encoded (video or audio)")
+    transcodes: Transcoding = Field(description="what is re-encoded, video and audio apart")
+    browserPlayback: BrowserPlayback = Field(default_factory=BrowserPlayback)
     codecs: Codecs
     bytesReceived: int
     pid: int | None

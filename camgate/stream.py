@@ -21,6 +21,7 @@ from camgate.camera import CameraSpec, redact_text
 from camgate.config import Settings
 from camgate.events import EventBus, EventType
 from camgate.ffmpeg import Failure, FailureReason, MediaInfo
+from camgate.ffmpeg.command import converts_audio
 from camgate.fmp4 import Fragment, InitSegment
 from camgate.outputs.sink import OutputFactory, Outputs
 from camgate.pull import UNWATCHED, Attempt, Pull, PullHooks
@@ -31,7 +32,14 @@ from camgate.state import (
     backoff_delay_s,
     check_transition,
 )
-from camgate.status import Codecs, HlsStatus, Playback, StreamStatus
+from camgate.status import (
+    Codecs,
+    HlsStatus,
+    Playback,
+    StreamStatus,
+    Transcoding,
+    browser_playback,
+)
 
 log = logging.getLogger("camgate.stream")
 
@@ -227,7 +235,7 @@ class Stream:
             EventType.STARTED,
             self.spec.camera_id,
             pid=pid,
-            transcoding=self.spec.overrides.reencode,
+            transcoding=self.transcodes.video or self.transcodes.audio,
         )
         self._log.info(
             "ffmpeg started pid=%d video=%s audio=%s copy=%s",
@@ -349,9 +357,17 @@ class Stream:
     def playlist_path(self) -> str:
         return f"/hls/{self.spec.camera_id}/index.m3u8"
 
+    @property
+    def transcodes(self) -> Transcoding:
+        """What FFmpeg re-encodes: the video when an override asks, the audio when the
+        camera's codec does not play in browsers (known once the camera was probed)."""
+        video = self.spec.overrides.reencode
+        return Transcoding(video=video, audio=converts_audio(self.spec, self.media))
+
     def status(self) -> StreamStatus:
         """The stream's status as the API and events show it."""
         since = self.running_since
+        transcodes = self.transcodes
         stats = self.outputs.stats() if self.outputs is not None else {}
         hls = stats.get("hls")
         return StreamStatus(
@@ -378,7 +394,9 @@ class Stream:
             reason=str(self.last_reason) if self.last_reason else None,
             nextRetryAt=self.next_retry_at.isoformat() if self.next_retry_at else None,
             overrides=self.spec.overrides.as_dict(),
-            transcoding=self.spec.overrides.reencode,
+            transcoding=transcodes.video or transcodes.audio,
+            transcodes=transcodes,
+            browserPlayback=browser_playback(self.media.video_codec, transcodes.video),
             codecs=Codecs.model_validate(self.media.as_dict()),
             bytesReceived=self.bytes_received,
             pid=self.pid,

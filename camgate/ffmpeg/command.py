@@ -127,11 +127,18 @@ def _video_args(spec: CameraSpec, settings: Settings, info: MediaInfo) -> list[s
     return args
 
 
-def _audio_args(spec: CameraSpec, info: MediaInfo) -> list[str]:
+def converts_audio(spec: CameraSpec, info: MediaInfo) -> bool:
+    """True when the camera's audio is re-encoded to AAC (not copied, not dropped)."""
     choice = spec.overrides.audio or "auto"
     if info.audio_codec is None or choice == "none":
+        return False
+    return not (choice == "auto" and info.audio_codec in BROWSER_AUDIO)
+
+
+def _audio_args(spec: CameraSpec, info: MediaInfo) -> list[str]:
+    if info.audio_codec is None or spec.overrides.audio == "none":
         return ["-an"]
-    if choice == "auto" and info.audio_codec in BROWSER_AUDIO:
+    if not converts_audio(spec, info):
         return ["-c:a", "copy"]
     # G.711 and other camera codecs do not play in browsers: AAC costs ~1 % of a core.
     return ["-c:a", "aac", "-b:a", "64k", "-ar", "48000"]

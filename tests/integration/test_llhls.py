@@ -388,6 +388,9 @@ def test_segments_hold_h264_and_aac(
     )  # fmt: skip
     assert decode.returncode == 0 and decode.stderr == "", decode.stderr
     status = server.status(CAMERA_ID)
-    assert status["transcoding"] is False  # video is copied either way
+    converted = audio_codec_args[1] == "aac"
+    assert status["transcodes"] == {"video": False, "audio": converted}  # video copied either way
+    assert status["transcoding"] is converted  # anything re-encoded
+    assert status["browserPlayback"]["playable"] == "all"
     argv = " ".join(ffmpeg_argv(status["pid"]))
     assert " ".join(audio_codec_args) in argv, argv
