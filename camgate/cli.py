@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings_from(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from camgate.config import load_settings
+    from camgate.camera_file import load_settings_with_file
 
     overrides = {}
     for name, alias in (
@@ -44,7 +44,7 @@ def _settings_from(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         value = getattr(args, name, None)
         if value is not None:
             overrides[alias] = value
-    return load_settings(**overrides)
+    return load_settings_with_file(**overrides)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -118,9 +118,12 @@ def _probe(args: argparse.Namespace) -> int:
 def _config_check(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from camgate.camera_file import load_camera_file
+    from camgate.camera_file import read_camera_file
 
-    declared = load_camera_file(Path(args.file))  # raises InvalidInput with file:line: field
+    read = read_camera_file(Path(args.file))  # raises InvalidInput with file:line: field
+    declared = read.cameras
+    if read.settings:
+        print(f"settings: {', '.join(sorted(read.settings))} (the environment wins)")
     for camera in declared:
         mode = "on demand" if camera.spec.on_demand else "enabled" if camera.enabled else "off"
         print(f"{camera.spec.camera_id}: {camera.spec.redacted_url} ({mode})")

@@ -1,12 +1,15 @@
 """Settings from the environment (and a `.env` file), validated once at start-up.
 
 The seed's variable names are kept (FFMPEG_PATH, HLS_SEGMENT_TIME, ...). Nothing else in camgate
-reads `os.environ`: the one `Settings` object is passed to whoever needs it.
+reads `os.environ`: the one `Settings` object is passed to whoever needs it. The camera file's
+optional `settings:` section (read by `camgate.camera_file`) gives values under the same names;
+the environment wins over it.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -145,9 +148,8 @@ class Settings(BaseSettings):
     advertise_url: str = Field("", alias="CAMGATE_ADVERTISE_URL")
     lease_ttl_s: float = Field(10.0, alias="CAMGATE_LEASE_TTL", ge=0.3, le=600)
     heartbeat_s: float = Field(2.0, alias="CAMGATE_HEARTBEAT", ge=0.1, le=120)
-    rebalance_moves_per_min: int = Field(
-        6, alias="CAMGATE_REBALANCE_MOVES_PER_MINUTE", ge=0, le=10_000
-    )
+    rebalance_moves: int = Field(6, alias="CAMGATE_REBALANCE_MOVES", ge=0, le=10_000)
+    rebalance_interval_s: float = Field(60.0, alias="CAMGATE_REBALANCE_INTERVAL", ge=1, le=3600)
     cluster_playback: Literal["redirect", "proxy"] = Field(
         "redirect", alias="CAMGATE_CLUSTER_PLAYBACK"
     )
@@ -199,9 +201,47 @@ def describe_validation_error(error: ValidationError) -> str:
     return "; ".join(lines)
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Read and validate the settings; raise `InvalidInput` naming every bad variable."""
+# The camera file is named by the environment, so it cannot name itself (or another file).
+NOT_IN_FILE = frozenset({"CAMGATE_CONFIG"})
+
+
+def setting_names() -> frozenset[str]:
+    """Every setting's name (its environment variable), as the camera file's `settings:` uses."""
+    names = (field.alias for field in Settings.model_fields.values() if field.alias)
+    return frozenset(names) - NOT_IN_FILE
+
+
+def file_setting_errors(values: Mapping[str, Any]) -> dict[str, str]:
+    """What is wrong with each value the camera file gives, by setting name (empty: all good).
+
+    The values are validated as given (passed in, they win over the environment here), so a
+    bad value in the file is reported even where the environment would override it."""
     try:
-        return Settings(**overrides)
+        Settings(**values)
+    except ValidationError as error:
+        found: dict[str, str] = {}
+        for item in error.errors():
+            name = str(item["loc"][0]) if item["loc"] else ""
+            if name in values:
+                found.setdefault(name, str(item["msg"]).removeprefix("Value error, "))
+        return found
+    return {}
+
+
+def load_settings(file_values: Mapping[str, Any] | None = None, **overrides: Any) -> Settings:
+    """Read and validate the settings; raise `InvalidInput` naming every bad variable.
+
+    Precedence: `overrides` (the command line), then the environment and `.env`, then
+    `file_values` (the camera file's `settings:`, by variable name), then the defaults."""
+    try:
+        settings = Settings(**overrides)
+        if not file_values:
+            return settings
+        names = {field.alias: name for name, field in Settings.model_fields.items()}
+        given = settings.model_fields_set  # fields the environment or an override set
+        from_file = {
+            alias: value for alias, value in file_values.items() if names.get(alias) not in given
+        }
+        return Settings(**from_file, **overrides) if from_file else settings
     except ValidationError as error:
         raise InvalidInput(describe_validation_error(error)) from None
