@@ -1,14 +1,17 @@
 """WebRTC over WHEP as a client sees it, from a real test camera through a real camgate server.
 
-The client is aiortc, as a browser would be: it offers to receive video, POSTs the offer to
-``/whep/<id>``, connects over ICE/DTLS and decodes (PyAV, inside aiortc) the H.264 it receives.
+The client is aiortc, as a browser would be: it offers to receive video (and audio), POSTs the
+offer to ``/whep/<id>``, connects over ICE/DTLS and decodes (PyAV, inside aiortc) the H.264 and
+Opus it receives. One server with two cameras serves the module: a G.711 one and an AAC one.
 """
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+import itertools
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import av
@@ -16,24 +19,53 @@ import httpx
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
+from av.audio.resampler import AudioResampler
 
 from tests.support.camera import RtspCamera
-from tests.support.server import CamgateServer, ffmpeg_pids, streaming_server, wait_for
+from tests.support.ports import free_port
+from tests.support.server import CamgateServer, ffmpeg_pids, wait_for
 
 pytestmark = pytest.mark.integration
 
-CAMERA_ID = "webrtc-cam"
+CAMERA_ID = "webrtc-cam"  # a G.711 (PCMA) camera, as many are; FFmpeg makes AAC of its audio
+AAC_CAMERA_ID = "webrtc-aac"
 RUNNING_TIMEOUT_S = 40.0
 FRAME_TIMEOUT_S = 15.0
 ADMIN = "admin-7d3e1f9a2b4c6e8d"
 VIEWERS = 10
+TONE_HZ = 440  # the test camera's tone (tests/support/rtsp_camera.py)
+LISTEN_S = 1.0
 
 
-def running_server(
-    make_server: Callable[..., CamgateServer], camera: RtspCamera, **env: str
-) -> CamgateServer:
-    token = ADMIN if "CAMGATE_API_TOKENS" in env else None
-    return streaming_server(make_server, camera.url, CAMERA_ID, token, RUNNING_TIMEOUT_S, **env)
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CamgateServer]:
+    """One server for the module (starting one costs seconds): a G.711 and an AAC camera."""
+    data_dir = tmp_path_factory.mktemp("webrtc") / "data"
+    env = {"CAMGATE_API_TOKENS": f"admin:{ADMIN}"}
+    with (
+        RtspCamera(port=free_port(), gop_s=2.0, audio="pcma") as g711,
+        RtspCamera(port=free_port(), gop_s=2.0, audio="aac") as aac,
+        CamgateServer(free_port(), data_dir, env) as server,
+    ):
+        server.client.headers["Authorization"] = f"Bearer {ADMIN}"
+        for camera_id, camera in ((CAMERA_ID, g711), (AAC_CAMERA_ID, aac)):
+            reply = server.service(cameraId=camera_id, rtspUrl=camera.url, action="start")
+            assert reply.status_code == 200, reply.text
+        for camera_id in (CAMERA_ID, AAC_CAMERA_ID):
+            server.wait_state(camera_id, {"running"}, RUNNING_TIMEOUT_S)
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def no_viewers_left(server: CamgateServer) -> None:
+    """Each test starts with no WebRTC session left by the one before."""
+    for camera_id in (CAMERA_ID, AAC_CAMERA_ID):
+        wait_for(lambda c=camera_id: not webrtc_stats(server, c)["viewers"], 30, "no viewers")
+
+
+def admin_client(server: CamgateServer, timeout_s: float = 20) -> httpx.AsyncClient:
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+    return httpx.AsyncClient(base_url=server.base_url, timeout=timeout_s, headers=headers)
 
 
 @dataclass
@@ -41,6 +73,7 @@ class WhepViewer:
     pc: RTCPeerConnection
     location: str
     track: MediaStreamTrack
+    audio: MediaStreamTrack | None = None
 
     async def frames(self, count: int) -> list[av.VideoFrame]:
         """The next ``count`` decoded pictures."""
@@ -52,9 +85,32 @@ class WhepViewer:
                 out.append(frame)
         return out
 
+    async def listen(self, seconds: float) -> tuple[int, list[int]]:
+        """(sample rate, mono 16-bit samples) of ``seconds`` of decoded audio."""
+        assert self.audio is not None, "the answer sends no audio"
+        mono = AudioResampler(format="s16", layout="mono")
+        samples = array.array("h")
+        rate = 0
+        async with asyncio.timeout(FRAME_TIMEOUT_S):
+            while not rate or len(samples) < seconds * rate:
+                frame = await self.audio.recv()
+                assert isinstance(frame, av.AudioFrame)
+                rate = frame.sample_rate
+                for pcm in mono.resample(frame):
+                    samples.frombytes(bytes(pcm.planes[0])[: pcm.samples * 2])
+        return rate, list(samples)
 
-async def offer_sdp(pc: RTCPeerConnection) -> str:
+
+def dominant_hz(rate: int, samples: list[int]) -> float:
+    """The frequency of a tone, from its rising zero crossings."""
+    rising = sum(1 for a, b in itertools.pairwise(samples) if a < 0 <= b)
+    return rising * rate / len(samples)
+
+
+async def offer_sdp(pc: RTCPeerConnection, audio: bool = False) -> str:
     pc.addTransceiver("video", direction="recvonly")
+    if audio:
+        pc.addTransceiver("audio", direction="recvonly")
     await pc.setLocalDescription(await pc.createOffer())  # aiortc gathers before returning
     return pc.localDescription.sdp
 
@@ -68,79 +124,86 @@ async def post_offer(
 
 @contextlib.asynccontextmanager
 async def whep_viewer(
-    client: httpx.AsyncClient, camera_id: str = CAMERA_ID, query: str = ""
+    client: httpx.AsyncClient, camera_id: str = CAMERA_ID, query: str = "", audio: bool = False
 ) -> AsyncIterator[WhepViewer]:
     pc = RTCPeerConnection()
-    tracks: asyncio.Queue[MediaStreamTrack] = asyncio.Queue()
-    pc.on("track", tracks.put_nowait)
+    tracks: dict[str, MediaStreamTrack] = {}
+    pc.on("track", lambda track: tracks.setdefault(track.kind, track))
     try:
-        reply = await post_offer(client, camera_id, await offer_sdp(pc), query)
+        reply = await post_offer(client, camera_id, await offer_sdp(pc, audio), query)
         assert reply.status_code == 201, reply.text
         assert reply.headers["content-type"].startswith("application/sdp")
         await pc.setRemoteDescription(RTCSessionDescription(reply.text, "answer"))
-        track = await asyncio.wait_for(tracks.get(), FRAME_TIMEOUT_S)
-        yield WhepViewer(pc, reply.headers["location"], track)
+        yield WhepViewer(pc, reply.headers["location"], tracks["video"], tracks.get("audio"))
     finally:
         await pc.close()
 
 
-def webrtc_stats(server: CamgateServer) -> dict[str, int]:
-    stats: dict[str, int] = server.status(CAMERA_ID)["outputs"]["webrtc"]
+def webrtc_stats(server: CamgateServer, camera_id: str = CAMERA_ID) -> dict[str, int]:
+    stats: dict[str, int] = server.status(camera_id)["outputs"]["webrtc"]
     return stats
 
 
 async def test_a_whep_viewer_decodes_the_cameras_picture_until_it_deletes_the_session(
-    make_server: Callable[..., CamgateServer], camera: RtspCamera
+    server: CamgateServer,
 ) -> None:
-    server = running_server(make_server, camera)
-    async with (
-        httpx.AsyncClient(base_url=server.base_url, timeout=20) as client,
-        whep_viewer(client) as viewer,
-    ):
+    dropped_before = webrtc_stats(server)["sessionsDropped"]
+    async with admin_client(server) as client, whep_viewer(client) as viewer:
         frames = await viewer.frames(50)  # two seconds at 25 fps
         assert {(f.width, f.height) for f in frames} == {(640, 360)}
         assert webrtc_stats(server)["viewers"] == 1
         assert viewer.location.startswith(f"/whep/{CAMERA_ID}/")
+        assert viewer.audio is None  # it offered video only
 
         ended = await client.delete(viewer.location)
         assert ended.status_code == 200
         assert webrtc_stats(server)["viewers"] == 0
         assert (await client.delete(viewer.location)).status_code == 404
     stats = webrtc_stats(server)
-    assert stats["bytesSent"] > 0 and stats["sessionsDropped"] == 0
+    assert stats["bytesSent"] > 0 and stats["sessionsDropped"] == dropped_before
 
 
-async def test_ten_viewers_of_one_camera_cost_one_ingest(
-    make_server: Callable[..., CamgateServer], camera: RtspCamera
+@pytest.mark.parametrize("camera_id", [CAMERA_ID, AAC_CAMERA_ID], ids=["g711", "aac"])
+async def test_a_camera_with_audio_is_heard_over_webrtc(
+    server: CamgateServer, camera_id: str
 ) -> None:
-    server = running_server(make_server, camera)
-    async with (
-        httpx.AsyncClient(base_url=server.base_url, timeout=30) as client,
-        contextlib.AsyncExitStack() as stack,
-    ):
+    """A G.711 camera (and an AAC one) delivers its audio as Opus: the viewer decodes the
+    camera's tone."""
+    async with admin_client(server) as client, whep_viewer(client, camera_id, audio=True) as viewer:
+        assert "opus/48000" in viewer.pc.remoteDescription.sdp.lower()
+        await viewer.frames(5)
+        rate, heard = await viewer.listen(LISTEN_S)
+        assert rate == 48_000
+        assert max(heard) > 1000, "silence"
+        assert abs(dominant_hz(rate, heard) - TONE_HZ) < 20
+        stats = webrtc_stats(server, camera_id)
+        assert stats["audioViewers"] == 1 and stats["audioPackets"] > 0
+        assert (await client.delete(viewer.location)).status_code == 200
+
+
+async def test_ten_viewers_of_one_camera_cost_one_ingest(server: CamgateServer) -> None:
+    async with admin_client(server, 30) as client, contextlib.AsyncExitStack() as stack:
         viewers = [await stack.enter_async_context(whep_viewer(client)) for _ in range(VIEWERS)]
         decoded = await asyncio.gather(*(viewer.frames(10) for viewer in viewers))
         assert all({(f.width, f.height) for f in frames} == {(640, 360)} for frames in decoded)
         assert webrtc_stats(server)["viewers"] == VIEWERS
         assert server.process is not None
         assert len(ffmpeg_pids(server.process.pid, CAMERA_ID)) == 1
+        for viewer in viewers:
+            assert (await client.delete(viewer.location)).status_code == 200
 
 
-async def test_a_viewer_that_disappears_is_dropped(
-    make_server: Callable[..., CamgateServer], camera: RtspCamera
-) -> None:
-    server = running_server(make_server, camera)
-    async with httpx.AsyncClient(base_url=server.base_url, timeout=20) as client:
+async def test_a_viewer_that_disappears_is_dropped(server: CamgateServer) -> None:
+    dropped_before = webrtc_stats(server)["sessionsDropped"]
+    async with admin_client(server) as client:
         async with whep_viewer(client) as viewer:
             await viewer.frames(5)
         # pc.close() sent no DELETE: the server notices (DTLS close or no RTCP) on its own.
         wait_for(lambda: webrtc_stats(server)["viewers"] == 0, 30, "the session to be dropped")
+    assert webrtc_stats(server)["sessionsDropped"] == dropped_before + 1
 
 
-async def test_whep_needs_a_token_or_a_signed_viewer_url(
-    make_server: Callable[..., CamgateServer], camera: RtspCamera
-) -> None:
-    server = running_server(make_server, camera, CAMGATE_API_TOKENS=f"admin:{ADMIN}")
+async def test_whep_needs_a_token_or_a_signed_viewer_url(server: CamgateServer) -> None:
     issued = server.client.post(f"/api/cameras/{CAMERA_ID}/viewer-url", json={"ttlSeconds": 60})
     signed = issued.json()["data"]["hls"].split("?", 1)[1]
     async with httpx.AsyncClient(base_url=server.base_url, timeout=20) as anonymous:

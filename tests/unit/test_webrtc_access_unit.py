@@ -16,7 +16,7 @@ from camgate.outputs.webrtc.access_unit import (
     nal_units,
     parse_avcc,
 )
-from camgate.outputs.webrtc.samples import VideoSample, video_samples
+from camgate.outputs.webrtc.samples import Sample, track_samples
 
 DATA = Path(__file__).parent / "data"
 FIXTURES = ["av_every_frame_ff5.mp4", "video_every_frame_ff9.mp4", "av_frag180_ff9.mp4"]
@@ -28,10 +28,10 @@ def stream(name: str) -> tuple[InitSegment, list[Fragment]]:
     return init, [item for item in items if isinstance(item, Fragment)]
 
 
-def samples_of(name: str) -> tuple[InitSegment, list[VideoSample]]:
+def samples_of(name: str) -> tuple[InitSegment, list[Sample]]:
     init, fragments = stream(name)
     track = next(t for t in init.tracks if t.kind == "video")
-    return init, [s for f in fragments for s in video_samples(f.data, track)]
+    return init, [s for f in fragments for s in track_samples(f.data, track)]
 
 
 @pytest.mark.parametrize("name", FIXTURES)
@@ -113,4 +113,4 @@ def test_a_truncated_fragment_is_an_fmp4_error() -> None:
     init, fragments = stream("video_every_frame_ff9.mp4")
     track = next(t for t in init.tracks if t.kind == "video")
     with pytest.raises(Fmp4Error):
-        video_samples(fragments[0].data[:-10], track)
+        track_samples(fragments[0].data[:-10], track)

@@ -8,10 +8,10 @@ import pytest
 
 from camgate.errors import CapacityReached, InvalidInput
 from camgate.fmp4 import Fmp4Reader, Fragment, InitSegment, TrackInfo
-from camgate.outputs.webrtc.ice import announce_addresses, offered_video_codecs
 from camgate.outputs.webrtc.sink import WebRtcSink, unsupported_video
 from camgate.outputs.webrtc.viewer import (
     CATCH_UP_TICKS,
+    CatchUpPacer,
     Delivery,
     EncodedFrame,
     Retimer,
@@ -47,6 +47,7 @@ def new_sink(max_viewers: int = 10) -> tuple[WebRtcSink, list[Fragment]]:
 def test_the_sink_is_ready_at_the_first_keyframe_and_a_viewer_gets_every_picture() -> None:
     sink, fragments = new_sink()
     viewer = sink.subscribe()
+    sink.join(viewer)
     assert not sink.ready
 
     for fragment in fragments:
@@ -69,6 +70,7 @@ def test_a_late_viewer_starts_at_the_latest_keyframe_and_catches_up_at_once() ->
         sink.add_fragment(fragment)
 
     viewer = sink.subscribe()
+    sink.join(viewer)
     joined = drain(viewer)
     sink.add_fragment(video[keyframes[1] + 10])
     live = drain(viewer)
@@ -76,12 +78,40 @@ def test_a_late_viewer_starts_at_the_latest_keyframe_and_catches_up_at_once() ->
     assert len(joined) == 10 and joined[0].keyframe
     # The queued pictures are a tick apart: decoded at once, the newest shown live.
     assert [f.timestamp for f in joined] == [i * CATCH_UP_TICKS for i in range(10)]
+    assert [f.catch_up for f in joined] == [False] + [True] * 9
     assert len(live) == 1
     assert 0 < live[0].timestamp - joined[-1].timestamp <= 2 * FRAME_TICKS
 
 
+def test_a_viewer_queues_nothing_until_connected_then_starts_at_the_latest_keyframe() -> None:
+    sink, fragments = new_sink()
+    video = [f for f in fragments if f.video_samples]
+    keyframes = [i for i, f in enumerate(video) if f.keyframe]
+    viewer = sink.subscribe()  # answered; ICE and DTLS still under way
+    for fragment in video[: keyframes[1] + 5]:
+        sink.add_fragment(fragment)
+    assert viewer.state is Delivery.PENDING and viewer.frames_queued == 0
+    assert viewer.frames_dropped == 0
+
+    sink.join(viewer)  # the track's first recv()
+    joined = drain(viewer)
+
+    assert len(joined) == 5 and joined[0].keyframe  # the second GOP, not the first
+    assert sink.stats().viewers == 1
+
+
+def test_the_catch_up_burst_is_paced_after_its_first_bytes() -> None:
+    pacer = CatchUpPacer(bits_per_s=8_000_000, burst_bytes=100_000)  # 1 MB/s
+    assert pacer.delay_s(0.0, 60_000) == 0.0
+    assert pacer.delay_s(0.0, 40_000) == 0.0
+    assert pacer.delay_s(0.0, 10_000) == 0.01  # 10 kB over the burst: 10 ms at 1 MB/s
+    assert pacer.delay_s(0.01, 10_000) == 0.01  # the bucket refilled by what was waited for
+    assert pacer.delay_s(1.0, 100_000) == 0.0  # idle for a while: a full burst again
+
+
 def test_a_viewer_that_falls_behind_skips_to_the_next_keyframe() -> None:
     viewer = ViewerQueue(max_frames=3)
+    viewer.start([])
 
     viewer.offer(EncodedFrame(b"k", 0, True))
     for index in range(1, 5):
@@ -128,30 +158,3 @@ def test_an_h265_camera_is_ready_but_refused_with_the_override_to_use() -> None:
     assert "videoCodec: h264" in (unsupported_video(init) or "")
     with pytest.raises(InvalidInput, match="H.265"):
         sink.subscribe()
-
-
-OFFER = "\r\n".join(
-    [
-        "v=0",
-        "m=audio 9 UDP/TLS/RTP/SAVPF 111",
-        "a=rtpmap:111 opus/48000/2",
-        "m=video 9 UDP/TLS/RTP/SAVPF 96 102",
-        "a=rtpmap:96 VP8/90000",
-        "a=rtpmap:102 H264/90000",
-        "",
-    ]
-)
-
-
-def test_offered_video_codecs_are_read_from_the_video_section_only() -> None:
-    assert offered_video_codecs(OFFER) == {"VP8", "H264"}
-
-
-def test_an_announced_address_repeats_each_ipv4_host_candidate() -> None:
-    answer = "a=candidate:abc 1 udp 2130706431 192.0.2.2 50000 typ host\r\n"
-    answer += "a=candidate:def 1 udp 2130706431 fe80::1 50001 typ host\r\n"
-
-    lines = announce_addresses(answer, ["203.0.113.7"]).splitlines()
-
-    assert lines[1] == "a=candidate:abcx0 1 udp 2130706175 203.0.113.7 50000 typ host"
-    assert len(lines) == 3

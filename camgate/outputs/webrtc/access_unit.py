@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from camgate.fmp4 import Fmp4Error, InitSegment, find_box, iter_boxes
+from camgate.fmp4 import Fmp4Error, InitSegment, find_box
+from camgate.outputs.webrtc.samples import sample_entry
 
 START_CODE = b"\x00\x00\x00\x01"
 NAL_IDR = 5
@@ -19,7 +20,6 @@ NAL_SPS = 7
 NAL_PPS = 8
 NAL_AUD = 9
 VISUAL_SAMPLE_ENTRY_BYTES = 78  # ISO 14496-12 12.1.3: fields before the child boxes
-STSD_PATH = (b"mdia", b"minf", b"stbl", b"stsd")
 
 
 @dataclass(frozen=True)
@@ -59,29 +59,9 @@ def parse_avcc(box: bytes) -> AvcConfig:
     return AvcConfig(length_size, sets[0], sets[1])
 
 
-def video_sample_entry(init: InitSegment) -> tuple[bytes, bytes] | None:
-    """(fourcc, entry payload) of the video track's first sample entry."""
-    data = init.data
-    moov = find_box(data, 0, len(data), (b"moov",))
-    if moov is None or init.video_track_id is None:
-        return None
-    for box_type, trak, trak_end in iter_boxes(data, *moov):
-        if box_type != b"trak":
-            continue
-        handler = find_box(data, trak, trak_end, (b"mdia", b"hdlr"))
-        stsd = find_box(data, trak, trak_end, STSD_PATH)
-        if handler is None or stsd is None or data[handler[0] + 8 : handler[0] + 12] != b"vide":
-            continue
-        entry = next(iter_boxes(data, stsd[0] + 8, stsd[1]), None)  # full box + entry_count
-        if entry is not None:
-            fourcc, payload, end = entry
-            return fourcc, data[payload:end]
-    return None
-
-
 def avc_config(init: InitSegment) -> AvcConfig | None:
     """The video track's avcC, or None when the video is not H.264 (or there is none)."""
-    entry = video_sample_entry(init)
+    entry = sample_entry(init, b"vide")
     if entry is None or entry[0] not in (b"avc1", b"avc3"):
         return None
     payload = entry[1]

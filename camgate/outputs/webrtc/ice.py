@@ -3,6 +3,11 @@
 aiortc gathers host candidates on every interface of this machine (aioice binds an ephemeral
 UDP port per session and interface); behind a 1:1 NAT the public address is announced as well,
 with the same ports (`announce_addresses`), the way MediaMTX's additional hosts work.
+
+A browser hides its own addresses behind mDNS names (`<uuid>.local`). aioice resolves each one
+while the offer is applied and waits up to a second for an answer that, on most networks, never
+comes; `without_mdns_candidates` drops them, since the browser's connectivity checks reveal its
+address as a peer-reflexive candidate anyway (RFC 8445 7.3.1.3).
 """
 
 from __future__ import annotations
@@ -51,14 +56,30 @@ def announce_addresses(sdp: str, addresses: Sequence[str]) -> str:
     return "\r\n".join(lines) + "\r\n"
 
 
-def offered_video_codecs(sdp: str) -> set[str]:
-    """Upper-case names of the video codecs an offer lists (a=rtpmap in its m=video sections)."""
+def without_mdns_candidates(sdp: str) -> str:
+    """``sdp`` without candidates named by an mDNS host name (and without end-of-candidates when
+    it dropped one, so that ICE keeps waiting for the peer-reflexive candidate)."""
+    lines = sdp.splitlines()
+    kept = [line for line in lines if not _is_mdns_candidate(line)]
+    if len(kept) == len(lines):
+        return sdp
+    kept = [line for line in kept if line != "a=end-of-candidates"]
+    return "\r\n".join(kept) + "\r\n"
+
+
+def _is_mdns_candidate(line: str) -> bool:
+    fields = line.split()
+    return line.startswith("a=candidate:") and len(fields) > 4 and fields[4].endswith(".local")
+
+
+def offered_codecs(sdp: str, kind: str = "video") -> set[str]:
+    """Upper-case names of the codecs an offer lists (a=rtpmap) in its m=``kind`` sections."""
     codecs: set[str] = set()
-    in_video = False
+    in_kind = False
     for line in sdp.splitlines():
         if line.startswith("m="):
-            in_video = line.startswith("m=video")
-        elif in_video and line.startswith("a=rtpmap:"):
+            in_kind = line.startswith(f"m={kind}")
+        elif in_kind and line.startswith("a=rtpmap:"):
             name = line.split(" ", 1)[1].split("/")[0] if " " in line else ""
             codecs.add(name.upper())
     return codecs

@@ -1,4 +1,5 @@
-"""The video samples of one fMP4 fragment: payload bytes, timing and sync flag of each.
+"""The samples of one fMP4 fragment (payload bytes, timing and sync flag of each) and the sample
+entry that describes a track's codec in the init segment.
 
 `camgate.fmp4` reads only what the HLS segmenter needs and never looks at payloads; WebRTC
 sends every picture on its own, so it needs the samples themselves. Pure: bytes in, samples out,
@@ -10,7 +11,14 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from camgate.fmp4 import SAMPLE_IS_NON_SYNC, Fmp4Error, TrackInfo, find_box, iter_boxes
+from camgate.fmp4 import (
+    SAMPLE_IS_NON_SYNC,
+    Fmp4Error,
+    InitSegment,
+    TrackInfo,
+    find_box,
+    iter_boxes,
+)
 
 # tfhd flags (ISO 14496-12 8.8.7.1)
 TFHD_BASE_DATA_OFFSET = 0x000001
@@ -25,11 +33,13 @@ TRUN_DURATION = 0x100
 TRUN_SIZE = 0x200
 TRUN_FLAGS = 0x400
 TRUN_COMPOSITION = 0x800
+STSD_PATH = (b"mdia", b"minf", b"stbl", b"stsd")
 
 
 @dataclass(frozen=True)
-class VideoSample:
-    """One picture as the MP4 stores it (AVCC for H.264), times in the track's timescale."""
+class Sample:
+    """One sample as the MP4 stores it (a picture in AVCC for H.264, an AAC frame), times in the
+    track's timescale."""
 
     data: bytes
     decode_time: int
@@ -75,7 +85,7 @@ def track_defaults(box: bytes, tfhd: int, moof_start: int, track: TrackInfo) -> 
 
 def trun_samples(
     data: bytes, trun: int, end: int, defaults: TrackDefaults, decode_time: int
-) -> list[VideoSample]:
+) -> list[Sample]:
     """The samples one trun describes, their payloads cut out of ``data``."""
     flags = int.from_bytes(data[trun + 1 : trun + 4], "big")
     (count,) = struct.unpack_from(">I", data, trun + 4)
@@ -107,24 +117,24 @@ def trun_samples(
             raise Fmp4Error(f"sample of {size} bytes at {position} lies outside the fragment")
         keyframe = not sample_flags & SAMPLE_IS_NON_SYNC
         payload = data[position : position + size]
-        samples.append(VideoSample(payload, decode_time, composition, duration, keyframe))
+        samples.append(Sample(payload, decode_time, composition, duration, keyframe))
         position += size
         decode_time += duration
     return samples
 
 
-def video_samples(data: bytes, track: TrackInfo, next_decode_time: int = 0) -> list[VideoSample]:
+def track_samples(data: bytes, track: TrackInfo, next_decode_time: int = 0) -> list[Sample]:
     """Every sample of ``track`` in a fragment (prefix boxes, moof, mdat), in decode order.
 
     ``next_decode_time`` is used when a traf has no tfdt (where the last fragment ended)."""
     try:
-        return _video_samples(data, track, next_decode_time)
+        return _track_samples(data, track, next_decode_time)
     except (struct.error, IndexError) as error:
         raise Fmp4Error(f"truncated fragment: {error}") from error
 
 
-def _video_samples(data: bytes, track: TrackInfo, next_decode_time: int) -> list[VideoSample]:
-    samples: list[VideoSample] = []
+def _track_samples(data: bytes, track: TrackInfo, next_decode_time: int) -> list[Sample]:
+    samples: list[Sample] = []
     box_start = 0  # top-level boxes are contiguous: each starts where the last ended
     for box_type, payload, end in iter_boxes(data, 0, len(data)):
         moof_start, box_start = box_start, end
@@ -149,3 +159,24 @@ def _video_samples(data: bytes, track: TrackInfo, next_decode_time: int) -> list
                     if run:
                         decode_time = run[-1].decode_time + run[-1].duration
     return samples
+
+
+def sample_entry(init: InitSegment, handler: bytes) -> tuple[bytes, bytes] | None:
+    """(fourcc, entry payload) of the first sample entry of the first track whose handler is
+    ``handler`` (``b"vide"``, ``b"soun"``)."""
+    data = init.data
+    moov = find_box(data, 0, len(data), (b"moov",))
+    if moov is None:
+        return None
+    for box_type, trak, trak_end in iter_boxes(data, *moov):
+        if box_type != b"trak":
+            continue
+        hdlr = find_box(data, trak, trak_end, (b"mdia", b"hdlr"))
+        stsd = find_box(data, trak, trak_end, STSD_PATH)
+        if hdlr is None or stsd is None or data[hdlr[0] + 8 : hdlr[0] + 12] != handler:
+            continue
+        entry = next(iter_boxes(data, stsd[0] + 8, stsd[1]), None)  # full box + entry_count
+        if entry is not None:
+            fourcc, payload, end = entry
+            return fourcc, data[payload:end]
+    return None

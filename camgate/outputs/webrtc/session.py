@@ -2,7 +2,10 @@
 and the watchdog that ends it.
 
 `FrameTrack.recv()` returns `av.Packet`s, which aiortc's H.264 encoder only splits into RTP
-packets (``pack``), never decodes: per viewer the work is packetization and SRTP. aiortc answers
+packets (``pack``), never decodes: per viewer the work is packetization and SRTP. Its first
+`recv()` comes once ICE and DTLS are up; that is when the viewer joins the camera's pictures, at
+the latest keyframe, the catch-up burst paced (`CatchUpPacer`). `OpusTrack` does the same with
+the camera's Opus packets (transcoded once per camera, see ``audio.py``). aiortc answers
 PLI/FIR by asking its encoder for a keyframe, which a pass-through track cannot do and a camera
 cannot be asked for, so the viewer recovers at the camera's next keyframe (within one GOP); the
 session only counts them. A viewer whose connection fails or that sends no RTCP for
@@ -17,6 +20,7 @@ import fractions
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import av
@@ -33,11 +37,13 @@ from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.rtp import RTCP_PSFB_FIR, RTCP_PSFB_PLI, RtcpPsfbPacket
 
 from camgate.errors import InvalidInput
-from camgate.outputs.webrtc.ice import offered_video_codecs
+from camgate.outputs.webrtc.audio import OPUS_CLOCK_HZ, AudioQueue
+from camgate.outputs.webrtc.ice import offered_codecs, without_mdns_candidates
 from camgate.outputs.webrtc.sink import SessionCounters
-from camgate.outputs.webrtc.viewer import RTP_CLOCK_HZ, ViewerEnd, ViewerQueue
+from camgate.outputs.webrtc.viewer import RTP_CLOCK_HZ, CatchUpPacer, ViewerEnd, ViewerQueue
 
 TIME_BASE = fractions.Fraction(1, RTP_CLOCK_HZ)
+OPUS_TIME_BASE = fractions.Fraction(1, OPUS_CLOCK_HZ)
 # Browsers send receiver reports every second or so (RFC 3550 6.2, at least every 5 s).
 RTCP_TIMEOUT_S = 15.0
 CONNECT_TIMEOUT_S = 20.0  # from the answer to an ICE+DTLS connection
@@ -50,20 +56,55 @@ class FrameTrack(MediaStreamTrack):
 
     kind = "video"
 
-    def __init__(self, queue: ViewerQueue, counters: SessionCounters) -> None:
+    def __init__(
+        self, queue: ViewerQueue, counters: SessionCounters, join: Callable[[], None]
+    ) -> None:
         super().__init__()
         self._queue = queue
         self._counters = counters
+        self._join: Callable[[], None] | None = join
+        self._pacer = CatchUpPacer()
 
     async def recv(self) -> av.Packet:  # type: ignore[override]
+        if self._join is not None:
+            self._join()
+            self._join = None
         frame = await self._queue.next()
         if frame is None:
             self.stop()
             raise MediaStreamError
+        if frame.catch_up:
+            delay_s = self._pacer.delay_s(time.monotonic(), len(frame.data))
+            if delay_s > 0:
+                await asyncio.sleep(delay_s)
         packet = av.Packet(frame.data)
         packet.pts = frame.timestamp
         packet.time_base = TIME_BASE
         self._counters.bytes_sent += len(frame.data)
+        return packet
+
+
+class OpusTrack(MediaStreamTrack):
+    """An audio track whose frames are the camera's Opus packets, shared with every viewer."""
+
+    kind = "audio"
+
+    def __init__(self, queue: AudioQueue, join: Callable[[], None]) -> None:
+        super().__init__()
+        self._queue = queue
+        self._join: Callable[[], None] | None = join
+
+    async def recv(self) -> av.Packet:  # type: ignore[override]
+        if self._join is not None:
+            self._join()
+            self._join = None
+        opus = await self._queue.next()
+        if opus is None:
+            self.stop()
+            raise MediaStreamError
+        packet = av.Packet(opus.data)
+        packet.pts = opus.pts
+        packet.time_base = OPUS_TIME_BASE
         return packet
 
 
@@ -73,11 +114,27 @@ def h264_preferences() -> list[Any]:
     return [c for c in codecs if c.mimeType.lower() in ("video/h264", "video/rtx")]
 
 
+def opus_preferences() -> list[Any]:
+    codecs = RTCRtpSender.getCapabilities("audio").codecs
+    return [c for c in codecs if c.mimeType.lower() == "audio/opus"]
+
+
+@dataclass(frozen=True)
+class ViewerMedia:
+    """What one session sends: the video queue, the audio queue (None: video only), and how
+    each joins the camera's stream when its track first asks."""
+
+    video: ViewerQueue
+    join_video: Callable[[], None]
+    audio: AudioQueue | None = None
+    join_audio: Callable[[], None] = lambda: None
+
+
 class WhepSession:
     def __init__(
         self,
         camera_id: str,
-        queue: ViewerQueue,
+        media: ViewerMedia,
         counters: SessionCounters,
         configuration: RTCConfiguration,
         *,
@@ -85,7 +142,8 @@ class WhepSession:
     ) -> None:
         self.id = secrets.token_urlsafe(16)
         self.camera_id = camera_id
-        self.queue = queue
+        self.media = media
+        self.queue = media.video
         self.counters = counters
         self.pc = RTCPeerConnection(configuration)
         self.dropped = False
@@ -94,21 +152,30 @@ class WhepSession:
         self._answered_at = monotonic()
 
     async def answer(self, offer_sdp: str) -> str:
-        """The SDP answer to a WHEP offer: H.264 video, sent only, all candidates gathered."""
-        if "H264" not in offered_video_codecs(offer_sdp):
+        """The SDP answer to a WHEP offer: H.264 video and Opus audio (when both sides have
+        audio), sent only, all candidates gathered."""
+        if "H264" not in offered_codecs(offer_sdp, "video"):
             raise InvalidInput("the offer has no H.264 video: camgate's WebRTC sends H.264")
-        # The transceiver exists before the offer is applied, so that the offer's video section
-        # takes it and its codec preferences (aiortc negotiates codecs while applying).
-        video = self.pc.addTransceiver(FrameTrack(self.queue, self.counters), "sendonly")
+        # The transceivers exist before the offer is applied, so that the offer's sections take
+        # them and their codec preferences (aiortc negotiates codecs while applying).
+        media = self.media
+        track = FrameTrack(media.video, self.counters, media.join_video)
+        video = self.pc.addTransceiver(track, "sendonly")
         video.setCodecPreferences(h264_preferences())
         self._watch_rtcp(video)
+        sending = [video]
+        if media.audio is not None and "OPUS" in offered_codecs(offer_sdp, "audio"):
+            audio = self.pc.addTransceiver(OpusTrack(media.audio, media.join_audio), "sendonly")
+            audio.setCodecPreferences(opus_preferences())
+            sending.append(audio)
         try:
-            await self.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+            offer = RTCSessionDescription(without_mdns_candidates(offer_sdp), "offer")
+            await self.pc.setRemoteDescription(offer)
         except (ValueError, InvalidAccessError, OperationError) as error:
             raise InvalidInput(f"the SDP offer cannot be used: {error}") from error
         for transceiver in self.pc.getTransceivers():
-            if transceiver is not video:
-                transceiver.direction = "inactive"  # video only: see docs/webrtc.md (audio)
+            if transceiver not in sending:
+                transceiver.direction = "inactive"  # nothing to send there (docs/webrtc.md)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         self._answered_at = self._monotonic()
         return self.pc.localDescription.sdp
@@ -152,5 +219,7 @@ class WhepSession:
 
     async def close(self) -> None:
         self.queue.finish(ViewerEnd.CLOSED)
+        if self.media.audio is not None:
+            self.media.audio.finish()
         with contextlib.suppress(Exception):  # a half-open connection may fail to close cleanly
             await self.pc.close()

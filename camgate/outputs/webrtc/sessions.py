@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from camgate.config import IceServer
 from camgate.errors import CapacityReached, NotFound
 from camgate.outputs.webrtc.ice import announce_addresses, rtc_configuration
-from camgate.outputs.webrtc.session import WhepSession
+from camgate.outputs.webrtc.session import ViewerMedia, WhepSession
 from camgate.outputs.webrtc.sink import WebRtcSink
 from camgate.outputs.webrtc.viewer import ViewerEnd
 
@@ -25,6 +25,21 @@ log = logging.getLogger("camgate.webrtc")
 class Answer:
     session_id: str
     sdp: str
+
+
+def viewer_media(sink: WebRtcSink) -> ViewerMedia:
+    """A new viewer's queues on ``sink`` (raises when the camera refuses one more)."""
+    video = sink.subscribe()
+    audio = sink.subscribe_audio()
+    if audio is None:
+        return ViewerMedia(video, lambda: sink.join(video))
+    return ViewerMedia(video, lambda: sink.join(video), audio, lambda: sink.join_audio(audio))
+
+
+def release(sink: WebRtcSink, media: ViewerMedia) -> None:
+    sink.unsubscribe(media.video)
+    if media.audio is not None:
+        sink.unsubscribe_audio(media.audio)
 
 
 class WhepSessions:
@@ -46,14 +61,15 @@ class WhepSessions:
                 f"{self.max_sessions} WebRTC viewers are connected (WEBRTC_MAX_VIEWERS)",
                 retry_after_s=10,
             )
-        queue = sink.subscribe()
-        session = WhepSession(camera_id, queue, sink.counters, rtc_configuration(self._ice_servers))
+        media = viewer_media(sink)
+        configuration = rtc_configuration(self._ice_servers)
+        session = WhepSession(camera_id, media, sink.counters, configuration)
         self._sessions[session.id] = session  # counted at once: concurrent offers see the limit
         try:
             sdp = await session.answer(offer_sdp)
         except BaseException:
             self._sessions.pop(session.id, None)
-            sink.unsubscribe(queue)
+            release(sink, media)
             await session.close()
             raise
         self._tasks[session.id] = asyncio.create_task(self._run(session, sink))
@@ -68,7 +84,7 @@ class WhepSessions:
         finally:
             self._sessions.pop(session.id, None)
             self._tasks.pop(session.id, None)
-            sink.unsubscribe(session.queue)
+            release(sink, session.media)
             await session.close()
 
     def get(self, camera_id: str, session_id: str) -> WhepSession:

@@ -1,9 +1,12 @@
 """The WebRTC output of one camera: its fragments as Annex-B access units, the pictures since the
-latest keyframe for viewers who join, and a bounded queue per viewer.
+latest keyframe for viewers who join, its AAC as Opus while a viewer listens, and bounded queues
+per viewer.
 
 The stream task calls `set_init`, `add_fragment`, `discontinuity` and `close`; each converts a
-picture once (for every viewer) and appends it to queues, never waiting. Nothing here knows
-RTP or HTTP: ``camgate.outputs.webrtc.session`` hands a queue's pictures to aiortc.
+picture (and transcodes audio) once for every viewer and appends it to queues, never waiting.
+A viewer's queues are made when its offer is answered (`subscribe`, counted against the limit)
+and join the stream when its tracks first ask for media (`join`, `join_audio`). Nothing here
+knows RTP or HTTP: ``camgate.outputs.webrtc.session`` hands the queues to aiortc.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from camgate.errors import CapacityReached, InvalidInput
 from camgate.fmp4 import Fmp4Error, Fragment, InitSegment, TrackInfo
 from camgate.outputs.sink import SinkStats, media_age_s
 from camgate.outputs.webrtc.access_unit import AvcConfig, access_unit, avc_config
-from camgate.outputs.webrtc.samples import video_samples
+from camgate.outputs.webrtc.audio import AudioQueue, OpusTranscoder, aac_config
+from camgate.outputs.webrtc.samples import track_samples
 from camgate.outputs.webrtc.viewer import (
     RTP_CLOCK_HZ,
     EncodedFrame,
@@ -42,6 +46,8 @@ class WebRtcStats(SinkStats):
     frames_dropped: int = 0
     plis_received: int = 0
     sessions_dropped: int = 0
+    audio_viewers: int = 0
+    audio_packets: int = 0
 
 
 @dataclass
@@ -87,6 +93,10 @@ class WebRtcSink:
         self._group_bytes = 0
         self._keyframe_seen = False
         self._viewers: set[ViewerQueue] = set()
+        self._aac: tuple[TrackInfo, bytes] | None = None
+        self._listeners: set[AudioQueue] = set()
+        self._transcoder: OpusTranscoder | None = None
+        self.audio_packets = 0
         self._closed = False
         self.frames_total = 0
         self.last_frame_monotonic: float | None = None
@@ -103,14 +113,20 @@ class WebRtcSink:
             except Fmp4Error as error:
                 self._unsupported = f"the camera's H.264 configuration is unreadable: {error}"
             self._track = next(t for t in init.tracks if t.track_id == init.video_track_id)
+        try:
+            self._aac = aac_config(init)
+        except (Fmp4Error, IndexError) as error:
+            log.warning("webrtc: the camera's audio configuration is unreadable: %s", error)
+            self._aac = None
         self._restart()
 
     def add_fragment(self, fragment: Fragment) -> None:
+        self._add_audio(fragment)
         config, track = self._config, self._track
         if config is None or track is None or not fragment.video_samples:
             return
         try:
-            samples = video_samples(fragment.data, track, self._next_decode)
+            samples = track_samples(fragment.data, track, self._next_decode)
             units = [access_unit(sample.data, config) for sample in samples]
         except Fmp4Error as error:
             log.warning("webrtc: skipped a fragment: %s", error)
@@ -126,6 +142,22 @@ class WebRtcSink:
         self._keep(frame)
         for viewer in self._viewers:
             viewer.offer(frame)
+
+    def _add_audio(self, fragment: Fragment) -> None:
+        if self._aac is None or not any(queue.joined for queue in self._listeners):
+            return
+        track, config = self._aac
+        if self._transcoder is None:
+            self._transcoder = OpusTranscoder(config)
+        try:
+            samples = track_samples(fragment.data, track)
+        except Fmp4Error as error:
+            log.warning("webrtc: skipped a fragment's audio: %s", error)
+            return
+        for packet in self._transcoder.transcode(samples):
+            self.audio_packets += 1
+            for queue in self._listeners:
+                queue.offer(packet)
 
     def _keep(self, frame: EncodedFrame) -> None:
         if frame.keyframe:
@@ -146,6 +178,7 @@ class WebRtcSink:
         self._keyframe_seen = False
         self._next_decode = 0
         self._group, self._group_bytes = [], 0
+        self._transcoder = None  # a new run's AAC may differ; its decoder starts afresh
         for viewer in self._viewers:
             viewer.restart()
 
@@ -155,11 +188,15 @@ class WebRtcSink:
         for viewer in self._viewers:
             viewer.finish(ViewerEnd.STREAM_STOPPED)
         self._viewers.clear()
+        for queue in self._listeners:
+            queue.finish()
+        self._listeners.clear()
+        self._transcoder = None
 
     # --- viewers (from the WHEP sessions) ---
 
     def subscribe(self) -> ViewerQueue:
-        """A new viewer's queue, holding the pictures since the latest keyframe.
+        """A new viewer's queue, pending until `join`.
 
         Raises InvalidInput when the camera's video cannot go over WebRTC and CapacityReached
         when the camera has ``max_viewers`` already."""
@@ -175,16 +212,43 @@ class WebRtcSink:
         if self._closed:
             viewer.finish(ViewerEnd.STREAM_STOPPED)
             return viewer
-        viewer.start(self._group)
         self._viewers.add(viewer)
         return viewer
+
+    def join(self, viewer: ViewerQueue) -> None:
+        """The viewer is connected and wants pictures: from the latest keyframe on."""
+        if viewer in self._viewers:
+            viewer.start(self._group)
 
     def unsubscribe(self, viewer: ViewerQueue) -> None:
         if viewer in self._viewers:
             self._viewers.discard(viewer)
             self.counters.frames_dropped += viewer.frames_dropped
 
+    def subscribe_audio(self) -> AudioQueue | None:
+        """A viewer's audio queue, or None when the camera has no audio WebRTC can carry."""
+        if self._aac is None or self._closed:
+            return None
+        queue = AudioQueue()
+        self._listeners.add(queue)
+        return queue
+
+    def join_audio(self, queue: AudioQueue) -> None:
+        """The viewer's audio track asks for packets: transcoding runs while one has joined."""
+        if queue in self._listeners:
+            queue.joined = True
+
+    def unsubscribe_audio(self, queue: AudioQueue) -> None:
+        self._listeners.discard(queue)
+        queue.finish()
+        if not any(listener.joined for listener in self._listeners):
+            self._transcoder = None
+
     # --- state ---
+
+    @property
+    def has_audio(self) -> bool:
+        return self._aac is not None
 
     @property
     def unsupported(self) -> str | None:
@@ -214,6 +278,8 @@ class WebRtcSink:
             + sum(viewer.frames_dropped for viewer in self._viewers),
             plis_received=counters.plis_received,
             sessions_dropped=counters.sessions_dropped,
+            audio_viewers=sum(1 for queue in self._listeners if queue.joined),
+            audio_packets=self.audio_packets,
         )
 
 

@@ -1,9 +1,11 @@
 // Plays a camera over WebRTC with WHEP (RFC 9725): POST an SDP offer to /whep/<cameraId>, set
 // the SDP answer, show the video track; DELETE the session's Location when done.
 //
-// camgate answers with every candidate at once (no trickle ICE), so the offer is sent once this
-// browser has gathered its own candidates (or after GATHER_WAIT_MS: the server's host candidates
-// are enough on a LAN). The server sends H.264 only, video only.
+// The offer is sent at once, before this browser has gathered a candidate: camgate answers with
+// every candidate of its own (no trickle ICE), and the browser's connectivity checks to those
+// reveal its address to the server (a peer-reflexive candidate), which is all a browser's
+// mDNS-named host candidates would have told it. Waiting for gathering cost 100-200 ms.
+// The server sends H.264 video and, when the camera has audio, Opus.
 //
 // CamgateWhep.supported() says whether this browser has WebRTC;
 // CamgateWhep.play(video, url, options) returns {close(), stats(), getStats()}. url is the WHEP
@@ -14,30 +16,17 @@
 //   onFailure(reason)        WebRTC cannot play here (refused, no connection, connection lost)
 //   onAuthError(status)      the server refused the offer (401, 403, 404)
 // stats() is the last figures read from getStats() once a second: framesDecoded, bytesReceived,
-// codec and delayMs, the receiver's own estimate (jitter buffer + decode + half the RTT).
+// codec, audioCodec and audioSamplesReceived (when the camera has audio), and delayMs, the
+// receiver's own estimate (jitter buffer + decode + half the RTT).
 "use strict";
 
 (function () {
-  const GATHER_WAIT_MS = 200;
   const CONNECT_TIMEOUT_S = 4;
   const STATS_INTERVAL_MS = 1000;
   const DISCONNECTED_GRACE_MS = 3000; // "disconnected" often recovers by itself
 
   function supported() {
     return typeof window.RTCPeerConnection === "function";
-  }
-
-  function gathered(pc) {
-    if (pc.iceGatheringState === "complete") return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, GATHER_WAIT_MS);
-      pc.addEventListener("icegatheringstatechange", () => {
-        if (pc.iceGatheringState === "complete") {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-    });
   }
 
   function play(video, url, options) {
@@ -63,10 +52,13 @@
     }, (opts.connectTimeoutS || CONNECT_TIMEOUT_S) * 1000);
 
     pc.addTransceiver("video", { direction: "recvonly" });
+    pc.addTransceiver("audio", { direction: "recvonly" });
+    const stream = new MediaStream();
     pc.addEventListener("track", (event) => {
       // Play as soon as a frame arrives: no extra buffering in front of the decoder.
       if ("jitterBufferTarget" in event.receiver) event.receiver.jitterBufferTarget = 0;
-      video.srcObject = new MediaStream([event.track]);
+      stream.addTrack(event.track);
+      if (video.srcObject !== stream) video.srcObject = stream;
       const promise = video.play();
       if (promise) promise.catch(() => {});
     });
@@ -93,7 +85,6 @@
     async function negotiate() {
       onState("connecting");
       await pc.setLocalDescription(await pc.createOffer());
-      await gathered(pc);
       if (closed) return;
       const headers = Object.assign({ "Content-Type": "application/sdp" }, opts.headers || {});
       const response = await fetch(url, {
@@ -136,6 +127,12 @@
         }
       });
       report.forEach((entry) => {
+        if (entry.type === "inbound-rtp" && entry.kind === "audio") {
+          const codec = entry.codecId && report.get(entry.codecId);
+          figures.audioCodec = codec ? codec.mimeType : null;
+          figures.audioSamplesReceived = entry.totalSamplesReceived || 0;
+          return;
+        }
         if (entry.type !== "inbound-rtp" || entry.kind !== "video") return;
         figures.framesDecoded = entry.framesDecoded || 0;
         figures.bytesReceived = entry.bytesReceived || 0;
