@@ -50,6 +50,7 @@ VIEWER_ROUTES = {
     ("POST", "/whep/{camera_id}"),
     ("PATCH", "/whep/{camera_id}/{session_id}"),
     ("DELETE", "/whep/{camera_id}/{session_id}"),
+    ("GET", "/watch/{camera_id}/events"),
 }
 
 
@@ -88,7 +89,7 @@ def concrete(path: str) -> str:
 
 def call(http: httpx.Client, method: str, path: str) -> int:
     url = concrete(path)
-    if path == "/api/events":
+    if path in ("/api/events", "/watch/{camera_id}/events"):
         with http.stream("GET", url) as response:
             return response.status_code
     body = {} if method in ("POST", "PUT", "PATCH") else None

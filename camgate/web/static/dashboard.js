@@ -1,7 +1,7 @@
 // The camgate dashboard at /: every camera's health, live previews, and the camera actions.
 //
-// Updates arrive as server-sent events (/api/events, read with fetch so that the API token goes
-// in a header); each event refreshes the one camera it names. While the event stream is down
+// Updates arrive as server-sent events (/api/events, read by events.js with fetch so that the
+// API token goes in a header); each event refreshes the one camera it names. While the event stream is down
 // the page polls the whole list every POLL_S seconds. When camgate asks for a token (401) the
 // page shows the token form; the token is kept by auth.js, never put in a URL.
 // Nothing from the API or the user is ever inserted as HTML: text goes in with textContent.
@@ -58,7 +58,7 @@
   const removedAtMs = new Map();
   const counters = { events: 0, polls: 0, refreshes: 0 };
   let link = "connecting";
-  let events = null; // AbortController of the open event stream
+  let events = null; // the open event stream (events.js)
   let pollTimer = null;
   let reopenTimer = null;
 
@@ -140,7 +140,7 @@
 
   function formatAudio(codecs) {
     const a = codecs && codecs.audio;
-    if (!a) return "none";
+    if (!a) return codecs && codecs.video ? "none" : "–"; // nothing is known before the probe
     return a.sampleRate ? `${a.codec} · ${a.sampleRate} Hz` : String(a.codec);
   }
 
@@ -153,14 +153,25 @@
     return `${segments} segment${segments === 1 ? "" : "s"} · ${formatBytes(bytes)}`;
   }
 
+  // What FFmpeg does with the video and the audio: copy, or convert (and to what).
   function formatMode(status) {
     const overrides = status.overrides || {};
     const detail = Object.keys(overrides)
       .sort()
       .map((key) => `${key} ${overrides[key]}`)
       .join(", ");
-    const mode = status.transcoding ? "transcoding" : "copy";
+    const transcodes = status.transcodes || { video: status.transcoding, audio: false };
+    const parts = [transcodes.video ? "video → H.264" : "video copy"];
+    const hasAudio = Boolean(status.codecs && status.codecs.audio);
+    if (overrides.audio === "none") parts.push("no audio");
+    else if (hasAudio) parts.push(transcodes.audio ? "audio → AAC" : "audio copy");
+    const mode = parts.join(" · ");
     return detail ? `${mode} (${detail})` : mode;
+  }
+
+  // Whether this browser plays the camera (codecs.js): an H.265 camera may not.
+  function playableHere(status) {
+    return CamgateCodecs.playableHere(status.browserPlayback, status.codecs && status.codecs.output);
   }
 
   function formatRetry(iso) {
@@ -207,9 +218,13 @@
         hls: q(".cam-hls"),
         watch: q(".cam-watch"),
         error: q(".cam-error"),
+        codec: q(".cam-codec"),
+        codecNote: q(".cam-codec-note"),
+        convert: q(".cam-convert"),
         buttons: root.querySelectorAll("button[data-action]"),
       },
     };
+    card.el.convert.addEventListener("click", () => convertToH264(card));
     root.dataset.camera = id;
     card.el.id.textContent = id;
     card.el.watch.href = `${basePath}/watch/${encodeURIComponent(id)}`;
@@ -284,6 +299,7 @@
     el.audio.textContent = formatAudio(s.codecs);
     el.bytes.textContent = formatBytes(s.bytesReceived);
     el.hls.textContent = formatHls(s.hls);
+    renderCodecGuidance(card);
 
     for (const button of el.buttons) {
       const action = button.dataset.action;
@@ -294,6 +310,40 @@
     }
     tick(card);
     syncPreviews();
+  }
+
+  // An output this browser cannot play (H.265 here): say so, and offer the conversion.
+  function renderCodecGuidance(card) {
+    const s = card.status;
+    const el = card.el;
+    const playable = playableHere(s);
+    card.root.dataset.playable = playable ? "yes" : "no";
+    el.codec.hidden = playable;
+    if (playable) return;
+    const video = (s.codecs && s.codecs.video && s.codecs.video.codec) || "this video";
+    const name = video === "hevc" ? "H.265" : video;
+    el.codecNote.textContent =
+      `${name}: not playable in this browser (the preview shows snapshots). ` +
+      "Converting to H.264 costs about 13 % of a core for 720p." +
+      (s.source === "file" ? " The camera file wins at its next reload: set videoCodec: h264 there too." : "");
+    el.convert.disabled = card.busy;
+  }
+
+  // One click: the videoCodec h264 override, kept with the others, and a restart.
+  async function convertToH264(card) {
+    const overrides = Object.assign({}, card.status.overrides || {}, { videoCodec: "h264" });
+    showCardError(card, "");
+    card.busy = true;
+    render(card);
+    try {
+      const askedAtMs = performance.now();
+      upsert(await api("POST", `${cameraPath(card.id)}/restart`, { overrides }), askedAtMs);
+    } catch (err) {
+      showCardError(card, `conversion failed: ${err.message}`);
+    } finally {
+      card.busy = false;
+      if (cards.get(card.id) === card && card.status) render(card);
+    }
   }
 
   // The parts that move with the clock: uptime and the retry countdown.
@@ -310,8 +360,13 @@
 
   function renderSummary(data) {
     if (data) {
+      // Only running streams count as running: starting and backoff are said apart.
+      const states = data.streams.map((s) => s.state);
+      const running = states.filter((state) => state === "running").length;
+      const trying = states.filter((state) => state === "starting" || state === "backoff").length;
       summaryEl.textContent =
-        `${data.activeCount} of ${data.maxConcurrentStreams} streams active · ` +
+        `${running} of ${data.maxConcurrentStreams} streams running · ` +
+        (trying ? `${trying} starting or reconnecting · ` : "") +
         `${data.totalCount} camera${data.totalCount === 1 ? "" : "s"}`;
     }
     emptyEl.hidden = cards.size > 0;
@@ -436,54 +491,25 @@
     }
   }
 
-  // One `event:`/`data:` block of the stream (text/event-stream framing).
-  function dispatchBlock(block) {
-    let type = "message";
-    const data = [];
-    for (const line of block.split("\n")) {
-      if (line.startsWith("event:")) type = line.slice(6).trim();
-      else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
-    }
-    if (data.length && EVENT_TYPES.includes(type)) onEvent({ data: data.join("\n") });
-  }
-
-  async function readEvents(controller) {
-    const response = await fetch(apiUrl("/events"), {
-      headers: CamgateAuth.headers({ Accept: "text/event-stream" }),
-      cache: "no-store",
-      signal: controller.signal,
-    });
-    if (response.status === 401) askForToken(null);
-    if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
-    onEventsOpen();
-    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      buffer = (buffer + value).replace(/\r\n?/g, "\n");
-      let end;
-      while ((end = buffer.indexOf("\n\n")) >= 0) {
-        dispatchBlock(buffer.slice(0, end));
-        buffer = buffer.slice(end + 2);
-      }
-    }
-  }
-
   function openEvents() {
-    if (typeof ReadableStream === "undefined" || typeof TextDecoderStream === "undefined") {
+    if (!CamgateEvents.supported()) {
       setLink("polling");
       startPolling(POLL_S);
       return;
     }
-    if (events) events.abort();
-    const controller = new AbortController();
-    events = controller;
-    readEvents(controller)
-      .catch(() => {})
-      .finally(() => {
-        if (events === controller) onEventsLost();
-      });
+    if (events) events.close();
+    const stream = CamgateEvents.open(apiUrl("/events"), {
+      headers: CamgateAuth.headers({}),
+      onOpen: onEventsOpen,
+      onEvent(type, data) {
+        if (EVENT_TYPES.includes(type)) onEvent({ data });
+      },
+      onClose(status) {
+        if (status === 401) askForToken(null);
+        if (events === stream) onEventsLost();
+      },
+    });
+    events = stream;
   }
 
   // ----- token -----------------------------------------------------------------------------
@@ -539,8 +565,9 @@
     for (const id of [...cards.keys()].sort((a, b) => a.localeCompare(b))) {
       const card = cards.get(id);
       const running = card.status && card.status.state === "running";
-      const wanted = visible && running && slots > 0 && canPreview();
-      if (running && slots > 0) slots -= 1;
+      const live = running && playableHere(card.status); // an unplayable camera shows stills
+      const wanted = visible && live && slots > 0 && canPreview();
+      if (live && slots > 0) slots -= 1;
       if (wanted && !card.preview) startPreview(card);
       if (!wanted && card.preview) stopPreview(card);
       // Beyond the live previews (or without them), a running camera shows a still picture.

@@ -14,8 +14,17 @@
 //              playlist, which passes it on to every segment; otherwise the API token that
 //              this browser keeps (auth.js) is sent as a header
 //
-// A camera that drops and comes back must not need a page reload: fatal errors tear the player
-// down and build a new one after a back-off, for as long as the page is open.
+// The page follows its camera's state from the server (/watch/<id>/events, server-sent events
+// read by events.js): when the stream goes down (backoff, stopped, failed) the player is torn
+// down and the page says why, in the stream's own words, and waits; when the stream runs again
+// the player starts at once. An H.265 camera this browser cannot play (codecs.js) is said so,
+// not handed to a decoder that fails. Without that feed (an older or unreachable server) fatal
+// errors tear the player down and build a new one after a back-off, for as long as the page is
+// open.
+//
+// Controls (buttons, and keys when no field has the focus): k or space pause/play (pause
+// freezes the picture and stops the download; play returns to live), m mute/unmute, f full
+// screen, p picture-in-picture.
 // The state line says which mode plays. Tests read window.camgatePlayer = {hls, video, stats()}.
 "use strict";
 
@@ -29,11 +38,37 @@
   const MAX_ERRORS_KEPT = 100;
   const MAX_LATENCY_SAMPLES_KEPT = 10000;
   const OVERLAY_WINDOW = 25;
+  // How long the first player start waits for the camera's state before going ahead anyway.
+  const FEED_WAIT_MS = 1500;
+  const FEED_RETRY_MIN_S = 1;
+  const FEED_RETRY_MAX_S = 15;
+  // Stream states in which there is nothing to play: the page says why and waits.
+  const DOWN_STATES = new Set(["backoff", "stopping", "stopped", "failed"]);
+  // The stream's reason, in words for a viewer.
+  const REASONS = {
+    unreachable: "camgate cannot reach the camera",
+    timeout: "the camera stopped answering",
+    "auth failed": "the camera refused camgate's user name or password",
+    "not found": "the camera has no stream at that address",
+    "unsupported codec": "the camera sends a codec camgate cannot serve",
+    "no video": "the camera sends no video",
+    "spawn failed": "camgate could not start FFmpeg",
+    stalled: "the camera's picture stood still",
+    unknown: "the camera's stream ended",
+  };
 
   const video = document.getElementById("video");
   const stateEl = document.getElementById("state");
   const latencyEl = document.getElementById("latency");
   const cameraEl = document.getElementById("camera");
+  const stageEl = document.getElementById("stage");
+  const noticeEl = document.getElementById("notice");
+  const noticeTitleEl = document.getElementById("notice-title");
+  const noticeDetailEl = document.getElementById("notice-detail");
+  const playButton = document.getElementById("play");
+  const muteButton = document.getElementById("mute");
+  const fullscreenButton = document.getElementById("fullscreen");
+  const pipButton = document.getElementById("pip");
 
   const HLSJS_URL = "/static/vendor/hls.min.js";
   const MODE_NAMES = { webrtc: "WebRTC", mse: "MSE", ll: "LL-HLS", hls: "HLS" };
@@ -55,6 +90,14 @@
   let lastMediaRecoveryMs = 0;
   let lastProgress = { time: -1, atMs: Date.now() };
   let sampler = null;
+  let playerOn = false; // a player runs, or is about to (a rebuild is scheduled)
+  let userPaused = false;
+  let streamStatus = null; // the camera's state as the feed last told it
+  let feed = null;
+  let feedOpen = false;
+  let feedRetryS = FEED_RETRY_MIN_S;
+  let feedDecided = false; // the first state arrived, or the feed cannot tell
+  let firstStartTimer = null;
 
   function readOptions(location) {
     const match = location.pathname.match(/^(.*)\/watch\/([^/]+)\/?$/);
@@ -123,10 +166,7 @@
         if (next === "playing") onPlaying();
       },
       onFailure: onWebrtcFailure,
-      onAuthError(status) {
-        teardown();
-        setState("error", authMessage(status));
-      },
+      onAuthError: refused,
     });
   }
 
@@ -188,8 +228,7 @@
     if (!data.fatal) return;
     const code = data.response && data.response.code;
     if (code === 401 || code === 403) {
-      teardown();
-      setState("error", authMessage(code));
+      refused(code);
       return;
     }
     const sinceRecoveryS = (Date.now() - lastMediaRecoveryMs) / 1000;
@@ -244,10 +283,7 @@
         if (detail) recordError("mse", detail, false);
       },
       onFailure: onMseFailure,
-      onAuthError(status) {
-        teardown();
-        setState("error", authMessage(status));
-      },
+      onAuthError: refused,
     });
   }
 
@@ -262,6 +298,13 @@
     recordError("mse", `${reason}; falling back to LL-HLS`, false);
     mode = "ll";
     start();
+  }
+
+  // The server refused this viewer (or knows no such camera): nothing will play, say why.
+  function refused(status) {
+    stopPlayer();
+    setState("error", authMessage(status));
+    showNotice(authMessage(status), "");
   }
 
   function authMessage(status) {
@@ -285,6 +328,7 @@
   }
 
   function start() {
+    playerOn = true;
     lastProgress = { time: -1, atMs: Date.now() };
     if (mode === "webrtc" && typeof CamgateWhep !== "undefined" && CamgateWhep.supported()) {
       startWebrtc();
@@ -329,8 +373,10 @@
   }
 
   function scheduleRebuild(reason) {
-    if (retryTimer !== null) return;
-    setState("reconnecting", reason);
+    if (retryTimer !== null || !playerOn) return;
+    // With the camera's state at hand the page waits for it (onStreamStatus), not for a timer;
+    // a player's own error code (hls.js's manifestLoadError, ...) is no reason to show.
+    setState("reconnecting", feedOpen ? null : reason);
     teardown();
     retryTimer = setTimeout(() => {
       retryTimer = null;
@@ -344,10 +390,260 @@
     if (promise) promise.catch((err) => recordError("play", err.name, false));
   }
 
+  // No player, no timer: the page waits for the camera (or for the user to press play).
+  function stopPlayer() {
+    if (retryTimer !== null) clearTimeout(retryTimer);
+    retryTimer = null;
+    if (playerOn) teardown();
+    playerOn = false;
+    updateControls();
+  }
+
   function onPlaying() {
+    if (!playerOn) return;
     hasPlayed = true;
     retryDelayS = RETRY_MIN_S;
+    video.removeAttribute("poster");
+    hideNotice();
     setState("playing");
+    updateControls();
+  }
+
+  // ----- the camera's state ------------------------------------------------------------------
+
+  function feedUrl() {
+    const path = `${options.basePath}/watch/${encodeURIComponent(options.cameraId)}/events`;
+    const url = new URL(path, window.location.href);
+    if (options.signature) {
+      url.searchParams.set("exp", options.signature.exp);
+      url.searchParams.set("sig", options.signature.sig);
+    }
+    return url.toString();
+  }
+
+  function openFeed() {
+    if (!CamgateEvents.supported()) {
+      decideWithoutFeed();
+      return;
+    }
+    const stream = CamgateEvents.open(feedUrl(), {
+      headers: options.signature ? {} : CamgateAuth.headers({}),
+      onOpen() {
+        feedOpen = true;
+        feedRetryS = FEED_RETRY_MIN_S;
+      },
+      onEvent(type, data) {
+        if (type === "deleted") onStreamGone();
+        if (type !== "state") return;
+        try {
+          onStreamStatus(JSON.parse(data));
+        } catch (err) {
+          recordError("feed", err.name, false);
+        }
+      },
+      onClose(status) {
+        if (feed !== stream) return;
+        feed = null;
+        feedOpen = false;
+        if (status === 401 || status === 403 || status === 404) {
+          feedDecided = true;
+          refused(status);
+          return;
+        }
+        // The server is restarting, or too old for the feed: play (or keep playing) on the
+        // player's own retries meanwhile, and ask again later.
+        recordError("feed", status ? `HTTP ${status}` : "closed", false);
+        decideWithoutFeed();
+        setTimeout(openFeed, feedRetryS * 1000);
+        feedRetryS = Math.min(feedRetryS * 2, FEED_RETRY_MAX_S);
+      },
+    });
+    feed = stream;
+  }
+
+  function decideWithoutFeed() {
+    if (feedDecided) return;
+    feedDecided = true;
+    if (!userPaused && !playerOn) start();
+  }
+
+  function onStreamGone() {
+    streamStatus = null;
+    refused(404);
+  }
+
+  // Follow the stream: play while it runs (an idle on-demand camera is woken by playing it),
+  // wait with its reason while it is down, start at once when it is back.
+  function onStreamStatus(status) {
+    streamStatus = status;
+    feedDecided = true;
+    updateControls();
+    if (userPaused) return;
+    if (DOWN_STATES.has(status.state)) {
+      stopPlayer();
+      const [title, detail] = downText(status);
+      showNotice(title, detail);
+      setState("waiting", status.reason || status.state);
+      return;
+    }
+    if (!CamgateCodecs.playableHere(status.browserPlayback, status.codecs)) {
+      stopPlayer();
+      const note = status.browserPlayback ? status.browserPlayback.note : null;
+      showNotice("This camera's video (H.265) does not play in this browser.", note || "");
+      setState("error", "not playable in this browser");
+      return;
+    }
+    if (status.state === "starting" && !playerOn) {
+      showNotice("The camera is starting…", "");
+      setState("waiting", "the camera is starting");
+      return;
+    }
+    if (playerOn && retryTimer !== null && status.state === "running") {
+      clearTimeout(retryTimer); // the stream is back: no need to wait for the back-off
+      retryTimer = null;
+      playerOn = false;
+    }
+    if (!playerOn) {
+      hideNotice();
+      retryDelayS = RETRY_MIN_S;
+      setState(hasPlayed ? "reconnecting" : "connecting");
+      start();
+    }
+  }
+
+  function downText(status) {
+    const reason = status.reason ? REASONS[status.reason] || status.reason : null;
+    const detail = status.message || "";
+    if (status.state === "stopped" || status.state === "stopping") {
+      return ["The camera is stopped.", reason ? `Last: ${reason}. ${detail}`.trim() : ""];
+    }
+    if (status.state === "failed") {
+      return [`camgate gave up on this camera: ${reason || "it kept failing"}.`, detail];
+    }
+    const retry = Date.parse(status.nextRetryAt || "");
+    const when = Number.isNaN(retry) ? "" : ` Next try at ${new Date(retry).toLocaleTimeString()}.`;
+    return [`${reason || "The camera's stream is down"}; waiting for it to come back.${when}`, detail];
+  }
+
+  function showNotice(title, detail) {
+    noticeTitleEl.textContent = title;
+    noticeDetailEl.textContent = detail || "";
+    noticeDetailEl.hidden = !detail;
+    noticeEl.hidden = false;
+  }
+
+  function hideNotice() {
+    noticeEl.hidden = true;
+  }
+
+  // ----- controls ----------------------------------------------------------------------------
+
+  function hasAudio() {
+    if (engine === "webrtc" && whep) return false; // WebRTC carries no audio yet
+    return !streamStatus || streamStatus.audioOutput !== false;
+  }
+
+  function updateControls() {
+    const paused = userPaused;
+    playButton.textContent = paused ? "Play" : "Pause";
+    playButton.title = paused ? "Play, back to live (k)" : "Pause (k)";
+    playButton.setAttribute("aria-label", playButton.textContent);
+    const audio = hasAudio();
+    muteButton.disabled = !audio;
+    muteButton.textContent = video.muted ? "Unmute" : "Mute";
+    muteButton.title = audio ? `${muteButton.textContent} (m)` : "this stream has no audio";
+    muteButton.setAttribute("aria-label", audio ? muteButton.textContent : "No audio");
+    fullscreenButton.hidden = !document.fullscreenEnabled;
+    const full = document.fullscreenElement === stageEl;
+    fullscreenButton.textContent = full ? "Exit full screen" : "Full screen";
+    const pip = document.pictureInPictureEnabled && !video.disablePictureInPicture;
+    pipButton.hidden = !pip;
+    pipButton.disabled = !playerOn;
+    pipButton.textContent =
+      document.pictureInPictureElement === video ? "Exit picture in picture" : "Picture in picture";
+  }
+
+  // Keep the picture on screen while paused: the player is torn down (no download, no buffer
+  // growing behind a live stream), so the last frame becomes the poster.
+  function freezeFrame() {
+    if (!video.videoWidth || !video.videoHeight) return;
+    const canvas = document.createElement("canvas");
+    canvas.width = video.videoWidth;
+    canvas.height = video.videoHeight;
+    try {
+      canvas.getContext("2d").drawImage(video, 0, 0);
+      video.poster = canvas.toDataURL("image/jpeg", 0.85);
+    } catch (err) {
+      recordError("pause", err.name, false);
+    }
+  }
+
+  function togglePause() {
+    if (userPaused) {
+      userPaused = false;
+      hideNotice();
+      if (streamStatus) onStreamStatus(streamStatus);
+      else start();
+    } else {
+      userPaused = true;
+      if (document.pictureInPictureElement === video) {
+        document.exitPictureInPicture().catch(() => {});
+      }
+      freezeFrame();
+      stopPlayer();
+      setState("paused");
+    }
+    updateControls();
+  }
+
+  function toggleMute() {
+    if (!hasAudio()) return;
+    video.muted = !video.muted;
+    if (!video.muted && video.volume === 0) video.volume = 1;
+    updateControls();
+  }
+
+  function toggleFullscreen() {
+    const request = document.fullscreenElement
+      ? document.exitFullscreen()
+      : stageEl.requestFullscreen();
+    request.catch((err) => recordError("fullscreen", err.name, false));
+  }
+
+  function togglePip() {
+    if (!playerOn) return;
+    const request =
+      document.pictureInPictureElement === video
+        ? document.exitPictureInPicture()
+        : video.requestPictureInPicture();
+    request.catch((err) => recordError("pip", err.name, false)).then(updateControls);
+  }
+
+  const KEYS = { k: togglePause, " ": togglePause, m: toggleMute, f: toggleFullscreen, p: togglePip };
+
+  function onKey(event) {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    const target = event.target;
+    if (target && /^(INPUT|SELECT|TEXTAREA)$/.test(target.tagName)) return;
+    // Space and Enter on a focused button are that button's own click.
+    if (target && target.tagName === "BUTTON" && (event.key === " " || event.key === "Enter")) return;
+    const action = KEYS[event.key.length === 1 ? event.key.toLowerCase() : event.key];
+    if (!action) return;
+    event.preventDefault();
+    action();
+  }
+
+  function wireControls() {
+    playButton.addEventListener("click", togglePause);
+    muteButton.addEventListener("click", toggleMute);
+    fullscreenButton.addEventListener("click", toggleFullscreen);
+    pipButton.addEventListener("click", togglePip);
+    document.addEventListener("keydown", onKey);
+    document.addEventListener("fullscreenchange", updateControls);
+    video.addEventListener("volumechange", updateControls);
+    video.addEventListener("enterpictureinpicture", updateControls);
+    video.addEventListener("leavepictureinpicture", updateControls);
+    updateControls();
   }
 
   function onWaiting() {
@@ -401,6 +697,11 @@
       bufferedEnd: bufferedEnd(),
       stalls,
       errors: errors.slice(),
+      playerOn,
+      userPaused,
+      feedOpen,
+      streamState: streamStatus ? streamStatus.state : null,
+      notice: noticeEl.hidden ? null : noticeEl.textContent.trim().replace(/\s+/g, " "),
     };
     if (mse) result.mse = mse.stats();
     if (whep) result.webrtc = whep.stats();
@@ -433,6 +734,12 @@
     if (whep && state === "playing") setState("playing");
   }, 1000);
   if (options.latencyOverlay) startLatencyOverlay();
+  wireControls();
   setState("connecting");
-  start();
+  openFeed();
+  // The camera's state normally arrives within milliseconds; without it, play anyway.
+  firstStartTimer = setTimeout(() => {
+    firstStartTimer = null;
+    decideWithoutFeed();
+  }, FEED_WAIT_MS);
 })();
