@@ -1,7 +1,9 @@
 """Logging set-up: key=value or JSON lines, level filtering, optional rotating file.
 
 Every record passes through a redaction filter, so a camera credential that slipped into a
-message is masked before any handler writes it. The log file is still readable by its owner only.
+message is masked before any handler writes it, and so is a viewer URL's signature (uvicorn
+logs every WebSocket's request line, query included). The log file is still readable by its
+owner only.
 """
 
 from __future__ import annotations
@@ -11,12 +13,16 @@ import json
 import logging
 import logging.handlers
 import os
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
 
 from camgate.camera import redact_text
+
+# A signed viewer URL is a credential until it expires: `sig=` is what makes it one.
+_SIGNATURE = re.compile(r"\bsig=[^&\s\"'#]+")
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -31,7 +37,7 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        redacted = redact_text(message)
+        redacted = _SIGNATURE.sub("sig=***", redact_text(message))
         if redacted != message or record.args:
             record.msg, record.args = redacted, None
         if record.exc_info and record.exc_info[1] is not None:

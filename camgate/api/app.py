@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from camgate import __version__
 from camgate.api import cameras, ops, seed, web
 from camgate.api.auth import Authorizer, authorize
+from camgate.api.cluster import PlaysElsewhere, answer_elsewhere, open_relay, route_to_owner
 from camgate.api.errors import install_error_handlers
 from camgate.api.guard import RequestGuard, default_allowed_hosts, split_list
 from camgate.api.outputs.hls import create_hls_router
@@ -53,6 +54,7 @@ def create_app(
         registry = CollectorRegistry()
         registry.register(ops.StreamCollector(manager))
         app.state.manager = manager
+        app.state.relay = open_relay(settings, authorizer, manager)  # None on a single node
         app.state.metrics_registry = registry
         app.state.whep = WhepSessions(
             settings.webrtc_max_viewers,
@@ -72,19 +74,22 @@ def create_app(
                 await reloader.stop()
             await app.state.whep.close_all()
             await manager.close()
+            if app.state.relay is not None:
+                await app.state.relay.close()
 
     authorizer = Authorizer.from_settings(settings)
     app = FastAPI(
         title="camgate",
         version=__version__,
         lifespan=lifespan,
-        dependencies=[Depends(authorize)],
+        dependencies=[Depends(authorize), Depends(route_to_owner)],
         docs_url=None,  # served from vendored files by camgate.api.web (no CDN)
         redoc_url=None,
     )
     app.state.authorizer = authorizer
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_exception_handler(PlaysElsewhere, answer_elsewhere)
     app.include_router(seed.router)
     app.include_router(cameras.router)
     app.include_router(ops.router)

@@ -1,29 +1,98 @@
-"""Playback of a camera that another node of the fleet runs: a redirect there, or a proxy.
+"""Playback of a camera that another node of the fleet runs: sent to the owner, or relayed.
 
-The query is kept as it is, so a signed viewer URL stays valid on the owner (every node has the
-same CAMGATE_VIEWER_SECRET); a player follows the 307 for the playlist and then fetches media
-from the owner directly, since playlist URIs are relative. On a single node this does nothing.
+`CAMGATE_CLUSTER_PLAYBACK` says which, with what a client can follow in mind:
+
+- `redirect` (the default): a 307 to the same path and query on the owner's advertised URL, for
+  a request that can follow one: a signed viewer link (the signature is valid on every node), a
+  player outside a browser page, the `/watch` page opened with a signed link (the page and then
+  all its requests move to the owner). What cannot follow a redirect is relayed instead
+  (`camgate.api.proxy`): a WebSocket (browsers do not follow redirects there), a request with
+  an `Authorization` header (clients drop it on a redirect to another host, and a token is
+  never sent on), and a script of a page this node served (a redirect to another origin would
+  need CORS on the owner).
+- `proxy`: every playback request is relayed, so viewers only ever need to reach one node.
+
+Every playback route (HLS, WHEP, snapshots: `PLAYBACK_ROUTES`) and the player page go through
+`route_to_owner`, an app-wide dependency that runs after the access check, so a route needs no
+code of its own for this; the WebSocket route calls `relayed_websocket` before it accepts. A
+request another node relayed is never relayed again. On a single node this does nothing.
 """
 
 from __future__ import annotations
 
-from fastapi import Request, Response
-from fastapi.responses import RedirectResponse
+from typing import TYPE_CHECKING
 
+from fastapi import Request, Response, WebSocket
+from fastapi.responses import RedirectResponse
+from starlette.requests import HTTPConnection
+
+from camgate.api.auth import SIGNATURE_PARAMS, Access, Authorizer, Verdict, access_of
 from camgate.config import Settings
 from camgate.manager import StreamManager
 
-PROXY_HEADERS = ("authorization", "origin")
-PROXY_REPLY_HEADERS = ("content-type", "cache-control", "access-control-allow-origin", "vary")
-PROXY_MARGIN_S = 5.0  # beyond a blocking playlist reload's own wait
+if TYPE_CHECKING:
+    from camgate.api.proxy import OwnerRelay
+
+RELAYED_HEADER = "x-camgate-relayed"  # on a request one node relays to another
 
 
-def owner_url(request: Request, camera_id: str) -> str | None:
-    """The base URL of the node that runs `camera_id`, when that is not this node."""
-    manager: StreamManager | None = getattr(request.app.state, "manager", None)
-    if manager is None or manager.placement is None:
+WATCH_ROUTE = "/watch/{camera_id}"
+# The routes whose answer comes from the camera's stream (its media), by route path. Others,
+# such as the player page's state feed, are answered by any node from the fleet's status.
+PLAYBACK_ROUTES = ("/hls/", "/whep/", "/api/cameras/{camera_id}/snapshot.jpg")
+
+
+class PlaysElsewhere(Exception):
+    """Raised by `route_to_owner` to answer a request with the owner's redirect or reply."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__("the camera runs on another node")
+        self.response = response
+
+
+async def route_to_owner(connection: HTTPConnection) -> None:
+    """App-wide dependency: a playback request for a camera another node runs is answered
+    (`PlaysElsewhere`) with a redirect to it or its relayed answer, before the route runs."""
+    camera_id = connection.path_params.get("camera_id")
+    if not isinstance(connection, Request) or not isinstance(camera_id, str):
+        return
+    path = str(getattr(connection.scope.get("route"), "path", ""))
+    if path == WATCH_ROUTE:
+        page = watch_elsewhere(connection, camera_id)
+        if page is not None:
+            raise PlaysElsewhere(page)
+        return
+    if not path.startswith(PLAYBACK_ROUTES):
+        return
+    if access_of(connection.scope.get("endpoint")) is not Access.PLAY:
+        return
+    answer = await elsewhere(connection, camera_id)
+    if answer is not None:
+        raise PlaysElsewhere(answer)
+
+
+async def answer_elsewhere(_request: Request, error: Exception) -> Response:
+    """The exception handler of `PlaysElsewhere`."""
+    assert isinstance(error, PlaysElsewhere)
+    return error.response
+
+
+def owner_url(connection: HTTPConnection, camera_id: str) -> str | None:
+    """The base URL of the node that runs `camera_id`, when that is not this node (and the
+    request was not relayed here by another node, which would then wait for this one)."""
+    manager: StreamManager | None = getattr(connection.app.state, "manager", None)
+    if manager is None or manager.placement is None or RELAYED_HEADER in connection.headers:
         return None
     return manager.placement.remote_owner(camera_id)
+
+
+def must_relay(request: Request) -> bool:
+    """True when this request cannot (or must not) follow a redirect to the owner."""
+    settings: Settings = request.app.state.settings
+    if settings.cluster_playback == "proxy" or "authorization" in request.headers:
+        return True
+    page_script = request.headers.get("sec-fetch-mode", "navigate") != "navigate"
+    return page_script and request.headers.get("sec-fetch-site") == "same-origin"
 
 
 async def elsewhere(request: Request, camera_id: str) -> Response | None:
@@ -31,21 +100,48 @@ async def elsewhere(request: Request, camera_id: str) -> Response | None:
     base = owner_url(request, camera_id)
     if base is None:
         return None
+    if must_relay(request):
+        return await _relay(request).http(request, base, camera_id)
     target = base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(target, status_code=307)
+
+
+async def relayed_websocket(websocket: WebSocket, camera_id: str) -> bool:
+    """Serve a WebSocket for a camera run elsewhere from its owner; False if it runs here."""
+    base = owner_url(websocket, camera_id)
+    if base is None:
+        return False
+    await _relay(websocket).websocket(websocket, base, camera_id)
+    return True
+
+
+def watch_elsewhere(request: Request, camera_id: str) -> Response | None:
+    """In redirect mode, the player page opened with a valid signed link for a camera run
+    elsewhere moves to the owner, where the page's requests are then all served. Without a
+    signature (a browser with a token, which lives on this origin only) the page plays here."""
     settings: Settings = request.app.state.settings
-    if settings.cluster_playback == "redirect":
-        return RedirectResponse(target, status_code=307)
-    return await _proxy(request, target, settings.hls_block_timeout_s + PROXY_MARGIN_S)
+    base = owner_url(request, camera_id)
+    if base is None or settings.cluster_playback != "redirect":
+        return None
+    exp, sig = (request.query_params.get(name) for name in SIGNATURE_PARAMS)
+    authorizer: Authorizer = request.app.state.authorizer
+    if exp is None or sig is None or authorizer.signer.verify(camera_id, exp, sig) != Verdict.VALID:
+        return None
+    return RedirectResponse(f"{base}{request.url.path}?{request.url.query}", status_code=307)
 
 
-async def _proxy(request: Request, target: str, timeout_s: float) -> Response:
-    import httpx  # only a node configured to proxy needs it
+def open_relay(
+    settings: Settings, authorizer: Authorizer, manager: StreamManager
+) -> OwnerRelay | None:
+    """The relay of a node with a placement (its HTTP connections to the others); None alone."""
+    if manager.placement is None:
+        return None
+    from camgate.api.proxy import OwnerRelay  # httpx and websockets: only a fleet needs them
 
-    headers = {k: v for k, v in request.headers.items() if k.lower() in PROXY_HEADERS}
-    try:
-        async with httpx.AsyncClient(timeout=timeout_s) as client:
-            reply = await client.get(target, headers=headers)
-    except httpx.HTTPError:
-        return Response(status_code=502, content=b"the node running this camera did not answer")
-    kept = {k: v for k, v in reply.headers.items() if k.lower() in PROXY_REPLY_HEADERS}
-    return Response(content=reply.content, status_code=reply.status_code, headers=kept)
+    return OwnerRelay(settings, authorizer.signer)
+
+
+def _relay(connection: HTTPConnection) -> OwnerRelay:
+    relay: OwnerRelay | None = getattr(connection.app.state, "relay", None)
+    assert relay is not None, "a node with a placement has a relay (create_app)"
+    return relay

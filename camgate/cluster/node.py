@@ -66,7 +66,7 @@ class ClusterNode:
         self._held: dict[str, Held] = {}
         self._fleet: dict[str, CameraRow] = {}
         self._nodes: list[NodeRow] = []
-        self._budget = MoveBudget(settings.rebalance_moves_per_min)
+        self._budget = MoveBudget(settings.rebalance_moves, settings.rebalance_interval_s)
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._manager: StreamManager | None = None

@@ -3,14 +3,16 @@
 Every node takes at most its fair share (the cameras that should run, spread over the live
 nodes, rounded up) and never more than MAX_CONCURRENT_STREAMS, so the least-loaded nodes are
 the ones with room. A node well above the least-loaded one gives cameras away one at a time,
-within a moves-per-minute budget, so a node that joins does not interrupt every viewer at once.
+at most CAMGATE_REBALANCE_MOVES per CAMGATE_REBALANCE_INTERVAL, so a node that joins does not
+interrupt every viewer at once.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 def fair_share(wanted: int, live_nodes: int) -> int:
@@ -35,22 +37,19 @@ def should_give_away(node_id: str, loads: Mapping[str, int], wanted: int) -> boo
 
 @dataclass
 class MoveBudget:
-    """At most `per_minute` moves in any minute (a token bucket; the caller passes the time)."""
+    """At most `moves` moves in any `interval_s` (a sliding window; the caller passes the time),
+    so the cameras one node hands over never come in a burst, however long it waited."""
 
-    per_minute: int
-    tokens: float = 0.0
-    last_s: float | None = None
+    moves: int
+    interval_s: float
+    recent_s: deque[float] = field(default_factory=deque)
 
     def take(self, now_s: float) -> bool:
-        if self.per_minute <= 0:
+        if self.moves <= 0:
             return False
-        if self.last_s is None:
-            self.tokens = 1.0
-        else:
-            refill = (now_s - self.last_s) * self.per_minute / 60
-            self.tokens = min(float(self.per_minute), self.tokens + refill)
-        self.last_s = now_s
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
+        while self.recent_s and now_s - self.recent_s[0] >= self.interval_s:
+            self.recent_s.popleft()
+        if len(self.recent_s) >= self.moves:
+            return False
+        self.recent_s.append(now_s)
+        return True

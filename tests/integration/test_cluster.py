@@ -113,7 +113,7 @@ def test_every_camera_runs_once_and_a_killed_nodes_cameras_move_without_duplicat
 def test_a_paused_node_stops_its_streams_and_does_not_fight_for_them(
     make_server: MakeServer, postgres: PostgresServer, camera: RtspCamera
 ) -> None:
-    nodes = start_fleet(make_server, postgres, CAMGATE_REBALANCE_MOVES_PER_MINUTE="0")
+    nodes = start_fleet(make_server, postgres, CAMGATE_REBALANCE_MOVES="0")
     add_cameras(nodes[0], camera, CAMERAS)
     wait_for(lambda: settled(nodes), START_S + 2 * TTL_S, "each camera to run once")
     paused = nodes[0]

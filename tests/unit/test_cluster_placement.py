@@ -1,4 +1,4 @@
-"""Placement rules of a fleet: fair shares, who gives cameras away, the moves-per-minute budget."""
+"""Placement rules of a fleet: fair shares, who gives cameras away, the moves budget."""
 
 from __future__ import annotations
 
@@ -23,8 +23,17 @@ def test_only_a_node_well_above_the_least_loaded_gives_a_camera_away() -> None:
     assert not should_give_away("a", {"a": 12}, wanted=12)  # alone: nobody to give to
 
 
-def test_the_move_budget_allows_at_most_the_configured_moves_per_minute() -> None:
-    budget = MoveBudget(per_minute=6)
-    taken = [budget.take(now_s=t / 10) for t in range(600)]  # one try every 0.1 s for 60 s
-    assert 6 <= sum(taken) <= 7
-    assert not MoveBudget(per_minute=0).take(0.0)
+def test_the_move_budget_allows_at_most_the_configured_moves_in_any_interval() -> None:
+    budget = MoveBudget(moves=6, interval_s=60)
+    times = [t / 10 for t in range(1800)]  # one try every 0.1 s for three minutes
+    taken = [t for t in times if budget.take(now_s=t)]
+    assert len(taken) == 18
+    assert all(sum(1 for u in taken if t <= u < t + 60) <= 6 for t in times)
+    assert not MoveBudget(moves=0, interval_s=60).take(0.0)
+
+
+def test_a_budget_waited_for_long_gives_no_burst() -> None:
+    budget = MoveBudget(moves=2, interval_s=10)
+    assert [budget.take(s) for s in (0, 1, 2, 500, 501, 502, 510)] == [
+        True, True, False, True, True, False, True,
+    ]  # fmt: skip

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import APIRouter, WebSocket
 
 from camgate.api.auth import Access, access
+from camgate.api.cluster import relayed_websocket
 from camgate.errors import CamgateError, CapacityReached
 from camgate.outputs.mse.client import ClientEnd, ClientQueue
 from camgate.outputs.mse.live import MseSink
@@ -77,6 +78,8 @@ def create_mse_router(demand: Callable[[str], Awaitable[MseSink | None]]) -> API
     @router.websocket("/ws/{camera_id}")
     @access(Access.PLAY)
     async def stream(websocket: WebSocket, camera_id: str) -> None:
+        if await relayed_websocket(websocket, camera_id):
+            return  # another node of the fleet runs this camera
         await websocket.accept()
         try:
             sink = await demand(camera_id)

@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable
 from fastapi import APIRouter, Request, Response
 
 from camgate.api.auth import Access, access
-from camgate.api.cluster import elsewhere
 from camgate.api.errors import ERROR_REPLIES, error_response
 from camgate.errors import InvalidInput
 from camgate.manager import StreamManager
@@ -65,8 +64,6 @@ def create_snapshot_router(lookup: SnapshotLookup) -> APIRouter:
         """The camera's latest keyframe as a JPEG; `?width=W` scales it down, keeping the
         aspect ratio."""
         width = parse_width(request.query_params.get("width"))
-        if (moved := await elsewhere(request, camera_id)) is not None:
-            return moved  # another node of the fleet runs this camera
         sink = await lookup(camera_id)
         if sink is None:
             return unavailable(f"camera {camera_id} is not streaming")
