@@ -222,3 +222,64 @@ async def test_tiles_beyond_the_live_previews_show_snapshots_and_on_demand_is_of
     status = server.status("lazy")
     assert status["onDemand"] is True and status["pid"] is None
     assert errors == []
+
+
+HEVC_PROBE_JS = """() => MediaSource.isTypeSupported('video/mp4; codecs="hvc1.1.6.L93.B0"')"""
+
+
+async def test_an_h265_tile_says_it_does_not_play_here_and_converts_with_one_click(
+    server: CamgateServer,
+) -> None:
+    with RtspCamera(codec="h265", gop_s=1.0) as hevc:
+        reply = server.client.put("/api/cameras/yard", json={"rtspUrl": hevc.url})
+        assert reply.is_success, reply.text
+        broken = server.client.put("/api/cameras/broken", json={"rtspUrl": "rtsp://127.0.0.1:9/x"})
+        assert broken.is_success, broken.text
+        status = server.wait_state("yard", {"running"}, RUNNING_DEADLINE_S)
+        assert status["browserPlayback"]["playable"] == "some", status["browserPlayback"]
+        assert status["transcodes"] == {"video": False, "audio": False}
+        server.wait_state("broken", {"backoff"}, RUNNING_DEADLINE_S)
+
+        async with launch_chromium() as browser:
+            page = await browser.new_page(viewport={"width": 1280, "height": 900})
+            errors = collect_page_errors(page)
+            await page.goto(server.base_url + "/", wait_until="domcontentloaded")
+            if await page.evaluate(HEVC_PROBE_JS):
+                pytest.skip("this Chromium plays H.265: nothing to convert")
+            # Only running streams count as running; the one in backoff is said apart.
+            await expect(page.locator("#summary")).to_have_text(
+                "1 of 16 streams running · 1 starting or reconnecting · 2 cameras"
+            )
+            tile = card("yard")
+            guidance = page.locator(f"{tile} .cam-codec")
+            await expect(guidance).to_be_visible()
+            await expect(guidance).to_contain_text("H.265: not playable in this browser")
+            assert "yard" not in (await page.evaluate(_STATS_JS))["previews"]
+
+            # The player page says the same instead of a decoder error.
+            player = await browser.new_page()
+            await player.goto(f"{server.base_url}/watch/yard", wait_until="domcontentloaded")
+            await expect(player.locator("#notice")).to_contain_text("does not play in this browser")
+            await expect(player.locator("#state")).to_have_text(
+                "error: not playable in this browser"
+            )
+
+            # One click: the override is set, the camera restarts, the tile plays.
+            await page.click(f"{tile} .cam-convert")
+            await expect(guidance).to_be_hidden(timeout=RUNNING_DEADLINE_S * 1000)
+            converted = server.wait_state("yard", {"running"}, RUNNING_DEADLINE_S)
+            assert converted["overrides"] == {"videoCodec": "h264"}
+            assert converted["transcodes"]["video"] is True and converted["transcoding"] is True
+            assert converted["browserPlayback"]["playable"] == "all"
+            await page.wait_for_function(
+                "() => window.camgateDashboard.stats().previews.includes('yard')",
+                timeout=RUNNING_DEADLINE_S * 1000,
+            )
+            await expect(page.locator(f"{tile} .cam-mode")).to_contain_text("video → H.264")
+            # ... and the player page, told by its event stream, plays it now.
+            await player.wait_for_function(
+                "() => { const v = document.getElementById('video');"
+                " return !v.paused && v.currentTime > 0; }",
+                timeout=RUNNING_DEADLINE_S * 1000,
+            )
+            assert not any("bufferAddCodecError" in e for e in errors), errors

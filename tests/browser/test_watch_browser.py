@@ -208,7 +208,8 @@ async def test_the_player_waits_while_the_camera_is_down_and_plays_when_it_is_ba
         finally:
             live_camera.start()
 
-        server.wait_state(LIVE_ID, {"running"}, RUNNING_DEADLINE_S)
+        recovered = server.wait_state(LIVE_ID, {"running"}, RUNNING_DEADLINE_S)
+        assert recovered["reason"] is None and recovered["lastError"], recovered  # history kept
         await page.wait_for_function(PLAYING_JS, timeout=REPLAY_AFTER_RUNNING_MS, polling=100)
         await expect(page.locator("#notice")).to_be_hidden()
         await expect(page.locator("#state")).to_contain_text("playing")
