@@ -41,7 +41,7 @@ def first_playlist_s(server: CamgateServer, camera_id: str) -> tuple[float, floa
     reply = server.client.get(f"/hls/{camera_id}/index.m3u8", timeout=30)
     playlist_s = time.monotonic() - started
     assert reply.status_code == 200, reply.text
-    part = re.search(r'URI="(part-\d+\.m4s)"', reply.text)
+    part = re.search(r'URI="((?:\w+/)?part-\d+\.m4s)"', reply.text)
     assert part is not None, reply.text
     assert server.client.get(f"/hls/{camera_id}/{part.group(1)}").status_code == 200
     return playlist_s, time.monotonic() - started

@@ -43,9 +43,9 @@ VIEWER_ROUTES = {
     ("GET", "/api/events"),
     ("GET", "/metrics"),
     ("GET", "/hls/{camera_id}/index.m3u8"),
-    ("GET", "/hls/{camera_id}/init-{init_id}.mp4"),
-    ("GET", "/hls/{camera_id}/seg-{msn}.m4s"),
-    ("GET", "/hls/{camera_id}/part-{index}.m4s"),
+    ("GET", "/hls/{camera_id}/{session}/init-{init_id}.mp4"),
+    ("GET", "/hls/{camera_id}/{session}/seg-{msn}.m4s"),
+    ("GET", "/hls/{camera_id}/{session}/part-{index}.m4s"),
     ("GET", "/api/cameras/{camera_id}/snapshot.jpg"),
     ("POST", "/whep/{camera_id}"),
     ("PATCH", "/whep/{camera_id}/{session_id}"),
@@ -82,6 +82,7 @@ def concrete(path: str) -> str:
         "msn": "0",
         "index": "0",
         "name": "x",
+        "session": "0a1b2c3d4e5f",
         "session_id": "no-such-session",
     }
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
@@ -159,7 +160,8 @@ def test_signed_viewer_urls(secured: CamgateServer, camera: RtspCamera) -> None:
         line for line in text.splitlines() if line and not line.startswith("#")
     ]
     assert uris and all(uri.endswith(f"?{query}") for uri in uris), text
-    media = [uri for uri in uris if uri.startswith(("init-", "seg-"))]
+    media = [uri for uri in uris if re.match(r"\w+/(init|seg)-", uri)]
+    assert media, text
     for uri in media:
         reply = anonymous.get(f"/hls/cam/{uri}")
         assert reply.status_code == 200 and reply.content, uri

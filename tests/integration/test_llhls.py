@@ -137,12 +137,10 @@ def test_ll_playlist_declares_and_follows_the_low_latency_rules(ll_server: Camga
     assert parts, text
     # RFC 8216bis 4.4.4.9: no part may be longer than PART-TARGET.
     assert max(part.duration_s for part in parts) <= part_target_s, text
-    # hls.js starts only at an INDEPENDENT part (docs/llhls.md); each complete segment starts
-    # with a keyframe, so its first listed part is one.
+    # hls.js starts only at an INDEPENDENT part (docs/llhls.md); with a 2 s GOP every keyframe
+    # starts a segment, so an INDEPENDENT part is always its segment's first.
     assert any(part.independent for part in parts), text
-    for segment in complete_segments(playlist):
-        if segment.parts:
-            assert segment.parts[0].independent == "YES", text
+    assert all(part.part_no == 0 for part in parts if part.independent), text
     assert playlist.preload_hint is not None, text
     assert playlist.preload_hint.hint_type == "PART", text
     assert playlist.preload_hint.uri not in {part.uri for part in parts}, text

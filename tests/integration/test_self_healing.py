@@ -70,7 +70,7 @@ def media_window(server: CamgateServer, camera_id: str) -> tuple[int, int] | Non
         return None
     found = re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", reply.text)
     assert found is not None, reply.text
-    numbers = [int(n) for n in re.findall(r"^seg-(\d+)\.m4s$", reply.text, re.M)]
+    numbers = [int(n) for n in re.findall(r"^(?:\w+/)?seg-(\d+)\.m4s$", reply.text, re.M)]
     first = int(found.group(1))
     return first, max(numbers, default=first)
 

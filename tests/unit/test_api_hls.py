@@ -40,6 +40,10 @@ class Camera:
         while len(self.live.segmenter.segments) < count:
             self.next_part()
 
+    def url(self, name: str) -> str:
+        """A media URL of this camera's current stream session."""
+        return f"/hls/cam/{self.live.session}/{name}"
+
 
 @pytest.fixture
 def camera() -> Camera:
@@ -70,7 +74,7 @@ async def still_pending(task: asyncio.Task[httpx.Response]) -> bool:
 
 
 async def test_playlist_headers_and_body(camera: Camera, client: httpx.AsyncClient) -> None:
-    camera.segments(2)
+    camera.segments(3)
     response = await client.get("/hls/cam/index.m3u8")
 
     assert response.status_code == 200
@@ -89,25 +93,55 @@ async def test_plain_playlist_on_request(
     response = await client.get(f"/hls/cam/index.m3u8?{query}")
 
     assert response.status_code == 200
-    assert "#EXT-X-PART" not in response.text and "seg-1.m4s" in response.text
+    assert "#EXT-X-PART" not in response.text and "/seg-1.m4s" in response.text
 
 
 async def test_media_is_served_from_memory(camera: Camera, client: httpx.AsyncClient) -> None:
-    camera.segments(1)
-    segment = camera.live.segment(0)
+    camera.segments(3)
+    segment = camera.live.segment(2)
     assert segment is not None
     expected = {
-        "/hls/cam/init-1.mp4": camera.live.init(1),
-        "/hls/cam/seg-0.m4s": segment.data,
-        "/hls/cam/part-2.m4s": segment.parts[2].data,
+        camera.url("init-1.mp4"): camera.live.init(1),
+        camera.url("seg-2.m4s"): segment.data,
+        camera.url(f"part-{segment.parts[2].index}.m4s"): segment.parts[2].data,
     }
     for url, body in expected.items():
         response = await client.get(url)
         assert response.status_code == 200, url
         assert response.content == body
         assert response.headers["content-type"] == "video/mp4"
-        assert response.headers["cache-control"] == "no-cache"  # URIs repeat across sessions
+        # The session in the path makes every URI name the same bytes for good.
+        assert response.headers["cache-control"] == "public, max-age=86400, immutable"
         assert "access-control-allow-origin" not in response.headers
+
+
+async def test_another_session_is_not_served(camera: Camera, client: httpx.AsyncClient) -> None:
+    camera.segments(2)
+    for name in ("init-1.mp4", "seg-0.m4s", "part-0.m4s"):
+        assert (await client.get(camera.url(name))).status_code == 200
+        stale = await client.get(f"/hls/cam/{'0' * 12}/{name}")
+        assert stale.status_code == 404, name
+        assert stale.headers["cache-control"] == "no-store"
+        assert (await client.get(f"/hls/cam/{name}")).status_code in (404, 405)
+
+
+async def test_viewers_woken_by_one_part_share_one_rendering(
+    camera: Camera, client: httpx.AsyncClient
+) -> None:
+    camera.segments(2)
+    msn, part = camera.live.segmenter.next_position
+    waiting = [
+        asyncio.create_task(client.get(f"/hls/cam/index.m3u8?_HLS_msn={msn}&_HLS_part={part}"))
+        for _ in range(50)
+    ]
+    assert await still_pending(waiting[0])
+    before = camera.live.renders
+
+    camera.next_part()
+    bodies = {(await asyncio.wait_for(task, 2.0)).content for task in waiting}
+
+    assert len(bodies) == 1
+    assert camera.live.renders - before == 1
 
 
 @pytest.mark.parametrize(
@@ -115,15 +149,15 @@ async def test_media_is_served_from_memory(camera: Camera, client: httpx.AsyncCl
     [
         "/hls/nope/index.m3u8",
         "/hls/idle/index.m3u8",
-        "/hls/cam/init-7.mp4",
-        "/hls/cam/seg-40.m4s",
-        "/hls/cam/part-900.m4s",
-        "/hls/nope/part-0.m4s",
+        "/hls/cam/{session}/init-7.mp4",
+        "/hls/cam/{session}/seg-40.m4s",
+        "/hls/cam/{session}/part-900.m4s",
+        "/hls/nope/{session}/part-0.m4s",
     ],
 )
 async def test_misses_are_404_json(camera: Camera, client: httpx.AsyncClient, url: str) -> None:
-    camera.segments(1)
-    response = await client.get(url)
+    camera.segments(2)
+    response = await client.get(url.format(session=camera.live.session))
 
     assert response.status_code == 404
     assert response.json()["success"] is False and response.json()["error"]
@@ -135,7 +169,7 @@ async def test_misses_are_404_json(camera: Camera, client: httpx.AsyncClient, ur
 async def test_bad_blocking_requests_are_400(
     camera: Camera, client: httpx.AsyncClient, query: str
 ) -> None:
-    camera.segments(1)
+    camera.segments(2)
     response = await client.get(f"/hls/cam/index.m3u8?{query}")
 
     assert response.status_code == 400
@@ -143,7 +177,7 @@ async def test_bad_blocking_requests_are_400(
 
 
 async def test_msn_two_ahead_of_the_live_edge_is_accepted(camera: Camera) -> None:
-    camera.segments(1)
+    camera.segments(2)
     edge = camera.live.live_edge_msn
     assert edge is not None
     async with client_for({"cam": camera.live}, 0.05) as http:
@@ -153,7 +187,7 @@ async def test_msn_two_ahead_of_the_live_edge_is_accepted(camera: Camera) -> Non
 
 
 async def test_blocking_reload_times_out_with_503(camera: Camera) -> None:
-    camera.next_part()
+    camera.segments(2)
     msn, part = camera.live.segmenter.next_position
     async with client_for({"cam": camera.live}, 0.05) as http:
         response = await http.get(f"/hls/cam/index.m3u8?_HLS_msn={msn}&_HLS_part={part}")
@@ -163,7 +197,7 @@ async def test_blocking_reload_times_out_with_503(camera: Camera) -> None:
 async def test_blocking_reload_returns_when_the_part_arrives(
     camera: Camera, client: httpx.AsyncClient
 ) -> None:
-    camera.next_part()
+    camera.segments(2)
     msn, part = camera.live.segmenter.next_position
     request = asyncio.create_task(
         client.get(f"/hls/cam/index.m3u8?_HLS_msn={msn}&_HLS_part={part}")
@@ -174,16 +208,17 @@ async def test_blocking_reload_returns_when_the_part_arrives(
     response = await asyncio.wait_for(request, 2.0)
 
     assert response.status_code == 200
-    assert f'URI="part-{arrived.index}.m4s"' in response.text
-    assert f'PRELOAD-HINT:TYPE=PART,URI="part-{arrived.index + 1}.m4s"' in response.text
+    session = camera.live.session
+    assert f'URI="{session}/part-{arrived.index}.m4s"' in response.text
+    assert f'PRELOAD-HINT:TYPE=PART,URI="{session}/part-{arrived.index + 1}.m4s"' in response.text
 
 
 async def test_hinted_part_is_held_until_complete(
     camera: Camera, client: httpx.AsyncClient
 ) -> None:
-    camera.next_part()
+    camera.segments(2)
     hinted = camera.live.next_part_index
-    request = asyncio.create_task(client.get(f"/hls/cam/part-{hinted}.m4s"))
+    request = asyncio.create_task(client.get(camera.url(f"part-{hinted}.m4s")))
     assert await still_pending(request)
 
     arrived = camera.next_part()
@@ -194,7 +229,7 @@ async def test_hinted_part_is_held_until_complete(
 
 
 async def test_preflight_and_cors_only_for_configured_origins(camera: Camera) -> None:
-    camera.segments(1)
+    camera.segments(2)
     preflight = {"Access-Control-Request-Method": "GET"}
     async with client_for({"cam": camera.live}, 1.0, ["https://nvr.example"]) as http:
         allowed = await http.options(
@@ -213,12 +248,18 @@ async def test_preflight_and_cors_only_for_configured_origins(camera: Camera) ->
     assert "access-control-allow-origin" not in foreign.headers
     assert media.headers["access-control-allow-origin"] == "https://nvr.example"
     assert "access-control-allow-origin" not in other.headers
+    async with client_for({"cam": camera.live}, 1.0, ["https://nvr.example"]) as http:
+        media_preflight = await http.options(
+            camera.url("part-0.m4s"), headers={"Origin": "https://nvr.example", **preflight}
+        )
+    assert media_preflight.status_code == 204
+    assert media_preflight.headers["access-control-allow-origin"] == "https://nvr.example"
 
 
 async def test_unicode_digits_in_blocking_query_are_400(
     camera: Camera, client: httpx.AsyncClient
 ) -> None:
-    camera.segments(1)
+    camera.segments(2)
     for query in ("_HLS_msn=%C2%B2", "_HLS_msn=%D9%A3", "_HLS_msn=0&_HLS_part=%C2%B9"):
         response = await client.get(f"/hls/cam/index.m3u8?{query}")
         assert response.status_code == 400, query

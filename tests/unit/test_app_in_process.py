@@ -4,6 +4,7 @@ camera, in a few seconds."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,7 +54,9 @@ def test_a_camera_streams_through_the_hls_output(client: TestClient) -> None:
 
     playlist = client.get("/hls/door/index.m3u8")
     assert playlist.status_code == 200 and "#EXT-X-PART:" in playlist.text
-    init = client.get("/hls/door/init-1.mp4")
+    init_uri = re.search(r'#EXT-X-MAP:URI="([^"]+)"', playlist.text)
+    assert init_uri is not None, playlist.text
+    init = client.get(f"/hls/door/{init_uri.group(1)}")
     assert init.status_code == 200 and init.content[4:8] == b"ftyp"
     after = client.get("/api/cameras/door").json()["data"]
     assert after["outputs"]["hls"]["bytesSent"] >= len(init.content)

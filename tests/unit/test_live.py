@@ -19,10 +19,14 @@ def fixture_stream() -> tuple[InitSegment, list[Fragment]]:
     return init, [f for f in fragments if isinstance(f, Fragment)]
 
 
-def new_live(clock: list[float] | None = None) -> tuple[LiveHls, Iterator[Fragment]]:
+def new_live(
+    clock: list[float] | None = None, lead_in: int = 0
+) -> tuple[LiveHls, Iterator[Fragment]]:
+    """Segments follow keyframes from the start unless a lead-in is asked for."""
     init, fragments = fixture_stream()
     ticks = clock if clock is not None else [0.0]
-    live = LiveHls(Segmenter(1.0, 0.2, 5), monotonic=lambda: ticks[0])
+    segmenter = Segmenter(1.0, 0.2, 5, lead_in_segments=lead_in)
+    live = LiveHls(segmenter, monotonic=lambda: ticks[0])
     live.set_init(init)
     return live, iter(fragments)
 
@@ -112,17 +116,19 @@ async def test_close_wakes_waiters() -> None:
     assert await asyncio.wait_for(waiter, 1.0) is False
 
 
-async def test_playable_after_first_independent_part() -> None:
-    live, fragments = new_live()
+async def test_playable_after_the_two_lead_in_parts() -> None:
+    live, fragments = new_live(lead_in=2)
     waiter = asyncio.create_task(live.wait_until_playable(timeout_s=5.0))
     assert await still_waiting(waiter)
     assert live.playlist() is None
 
     feed_until_part(live, fragments)
+    assert live.playlist() is None and live.playlist(low_latency=False) is None
+    feed_until_part(live, fragments)
 
     assert await asyncio.wait_for(waiter, 1.0) is True
     assert (live.playlist() or "").startswith("#EXTM3U")
-    assert live.playlist(low_latency=False) is None  # plain HLS waits for two segments
+    assert (live.playlist(low_latency=False) or "").startswith("#EXTM3U")
 
 
 async def test_lookups_and_stats() -> None:

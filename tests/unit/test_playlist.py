@@ -60,9 +60,13 @@ class Checked:
     discontinuities: int = 0
 
 
-def check_playlist(text: str, *, low_latency: bool) -> Checked:
-    """Walk the playlist and assert the RFC 8216bis rules camgate relies on."""
+def check_playlist(text: str, *, low_latency: bool, session: str = "") -> Checked:
+    """Walk the playlist and assert the RFC 8216bis rules camgate relies on, plus what the
+    strictest client checked (GStreamer's hlsdemux2) needs: two complete segments."""
+    prefix = f"{session}/" if session else ""
+    assert text.startswith("#EXTM3U\n") and text.endswith("\n")
     lines = text.rstrip("\n").split("\n")
+    assert all(line == line.strip() and line for line in lines), "no blank or padded lines"
     values = {line.split(":", 1)[0]: line.partition(":")[2] for line in lines}
     checked = Checked(header=[line.split(":")[0] for line in lines[: len(LL_HEADER)]])
     target = int(values["#EXT-X-TARGETDURATION"])
@@ -90,25 +94,33 @@ def check_playlist(text: str, *, low_latency: bool) -> Checked:
     # RFC 8216bis 4.4.3.1: each EXTINF rounded to the nearest integer is <= TARGETDURATION.
     assert all(math.floor(duration + 0.5) <= target for duration in checked.extinfs)
     first_msn = int(values["#EXT-X-MEDIA-SEQUENCE"])
-    expected_uris = [f"seg-{first_msn + n}.m4s" for n in range(len(checked.segment_uris))]
+    expected_uris = [f"{prefix}seg-{first_msn + n}.m4s" for n in range(len(checked.segment_uris))]
     assert checked.segment_uris == expected_uris
+    assert len(checked.segment_uris) >= 2, "hlsdemux2 refuses fewer than two complete segments"
+    assert checked.maps and all(f'URI="{prefix}init-' in line for line in checked.maps)
     first_pdt = next(n for n, line in enumerate(lines) if line.startswith("#EXT-X-PROGRAM-DATE"))
     assert lines.index(checked.maps[0]) < first_pdt
     if low_latency:
-        check_ll_rules(values, checked)
+        check_ll_rules(values, checked, prefix)
     else:
         assert not checked.parts and "#EXT-X-PRELOAD-HINT" not in values
     return checked
 
 
-def check_ll_rules(values: dict[str, str], checked: Checked) -> None:
+def check_ll_rules(values: dict[str, str], checked: Checked, prefix: str = "") -> None:
     part_target = float(values["#EXT-X-PART-INF"].removeprefix("PART-TARGET="))
     control = values["#EXT-X-SERVER-CONTROL"]
     assert control == f"CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={3 * part_target:.3f}"
+    # RFC 8216bis 4.4.3.8: PART-HOLD-BACK at least twice PART-TARGET.
+    assert 3 * part_target >= 2 * part_target
     assert all(duration <= part_target for duration, _, _ in checked.parts)
-    indexes = [int(uri.removeprefix("part-").removesuffix(".m4s")) for _, uri, _ in checked.parts]
+    # hls.js starts only at an INDEPENDENT part (docs/llhls.md).
+    assert any(independent for _, _, independent in checked.parts)
+    assert all(uri.startswith(f"{prefix}part-") for _, uri, _ in checked.parts)
+    indexes = [int(uri.removeprefix(f"{prefix}part-").removesuffix(".m4s")) for _, uri, _ in checked.parts]
     assert indexes == list(range(indexes[0], indexes[0] + len(indexes)))
-    assert values["#EXT-X-PRELOAD-HINT"] == f'TYPE=PART,URI="part-{indexes[-1] + 1}.m4s"'
+    assert values["#EXT-X-PRELOAD-HINT"] == f'TYPE=PART,URI="{prefix}part-{indexes[-1] + 1}.m4s"'
+    assert list(values)[-1] == "#EXT-X-PRELOAD-HINT", "the hint comes last"
 
 
 def test_ll_playlist_parses_and_follows_the_rules() -> None:
@@ -124,7 +136,8 @@ def test_ll_playlist_parses_and_follows_the_rules() -> None:
     assert playlist.server_control.can_block_reload == "YES"
     assert playlist.media_sequence == 0
     assert playlist.preload_hint.uri == f"part-{segmenter.next_part_index}.m4s"
-    assert [s.uri for s in playlist.segments] == ["seg-0.m4s", "seg-1.m4s", None]
+    # Two one-part lead-in segments, the rest of the first GOP, the second GOP, the open third.
+    assert [s.uri for s in playlist.segments] == [f"seg-{n}.m4s" for n in range(4)] + [None]
     assert checked.maps == ['#EXT-X-MAP:URI="init-1.mp4"']
 
 
@@ -135,7 +148,8 @@ def test_independent_only_on_keyframe_parts() -> None:
     held = [*segmenter.segments, segmenter.open_segment]
     keyframe_parts = {f"part-{p.index}.m4s" for s in held if s for p in s.parts if p.independent}
     assert {uri for _, uri, independent in checked.parts if independent} == keyframe_parts
-    assert len(keyframe_parts) == 3  # one per GOP: two complete segments and the open one
+    # One per GOP whose parts are still listed (the first lead-in segment's part is not).
+    assert len(keyframe_parts) == 2
 
 
 def test_plain_playlist_lists_only_complete_segments() -> None:
@@ -146,7 +160,7 @@ def test_plain_playlist_lists_only_complete_segments() -> None:
     assert checked.header[:4] == PLAIN_HEADER
     assert "#EXT-X-VERSION:6" in text
     assert "SERVER-CONTROL" not in text and "PART-INF" not in text
-    assert [s.uri for s in m3u8.loads(text).segments] == ["seg-0.m4s", "seg-1.m4s"]
+    assert [s.uri for s in m3u8.loads(text).segments] == [f"seg-{n}.m4s" for n in range(4)]
 
 
 def test_old_segments_lose_their_parts_and_media_sequence_advances() -> None:
@@ -155,7 +169,7 @@ def test_old_segments_lose_their_parts_and_media_sequence_advances() -> None:
     fed(segmenter, synthetic(12.0, 25))
     checked = check_playlist(render_media_playlist(segmenter), low_latency=True)
 
-    assert m3u8.loads(render_media_playlist(segmenter)).media_sequence == 7
+    assert m3u8.loads(render_media_playlist(segmenter)).media_sequence == 9  # 2 lead-in + 11
     assert len(checked.segment_uris) == 4
     assert len(checked.parts) == 3 * 5 + len(segmenter.open_segment.parts)  # type: ignore[union-attr]
 
@@ -199,8 +213,8 @@ def test_long_gop_playlist_keeps_target_duration() -> None:
         assert independent == on_keyframe, (start, independent)
 
 
-# LL: once the first part is out (6 frames measured); plain: once the 2nd segment closed.
-@pytest.mark.parametrize(("low_latency", "playable_after_s"), [(True, 0.24), (False, 2.04)])
+# Both once the two one-part lead-in segments are complete: 6 frames measured, then 2 parts.
+@pytest.mark.parametrize(("low_latency", "playable_after_s"), [(True, 0.40), (False, 0.40)])
 def test_playable_rules(low_latency: bool, playable_after_s: float) -> None:
     segmenter = Segmenter(1.0, 0.2, 5)
     segmenter.set_init(fixture_stream()[0])
@@ -215,3 +229,31 @@ def test_playable_rules(low_latency: bool, playable_after_s: float) -> None:
 def test_program_date_time_is_utc_with_milliseconds() -> None:
     moment = datetime(2024, 5, 1, 14, 0, 0, 123456, tzinfo=UTC).astimezone()
     assert format_date_time(moment) == "2024-05-01T14:00:00.123Z"
+
+
+@pytest.mark.parametrize("gop_frames", [50, 25, 100])  # 2 s, 1 s and (cut) 4 s GOPs
+@pytest.mark.parametrize("low_latency", [True, False])
+def test_every_playlist_served_from_the_first_is_valid(gop_frames: int, low_latency: bool) -> None:
+    """Frame by frame from a new stream: whenever a playlist is served it passes the strict
+    walk, so hls.js, hlsdemux2 and FFmpeg can all start from the very first one."""
+    segmenter = Segmenter(2.0, 0.2, 6)
+    segmenter.set_init(fixture_stream()[0])
+    served = 0
+    for fragment in synthetic(6.0, gop_frames):
+        fed(segmenter, [fragment])
+        if is_playable(segmenter, low_latency=low_latency):
+            text = render_media_playlist(segmenter, low_latency=low_latency, session="s1")
+            check_playlist(text, low_latency=low_latency, session="s1")
+            served += 1
+    assert served > 100
+
+
+def test_media_uris_carry_the_session_then_the_query() -> None:
+    segmenter = live_segmenter()
+    text = render_media_playlist(segmenter, uri_query="exp=1&sig=abc", session="0a1b2c")
+    uris = re.findall(r'URI="([^"]+)"', text) + [
+        line for line in text.splitlines() if not line.startswith("#")
+    ]
+
+    assert len(uris) > 10
+    assert all(re.fullmatch(r"0a1b2c/(init|seg|part)-\d+\.(mp4|m4s)\?exp=1&sig=abc", u) for u in uris)

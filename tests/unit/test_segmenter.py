@@ -38,8 +38,13 @@ def feed(segmenter: Segmenter, fragments: Iterable[tuple[Fragment, datetime]]) -
     return [part for fragment, now in fragments for part in segmenter.add_fragment(fragment, now)]
 
 
-def new_segmenter(segment_s: float = 1.0, part_s: float = 0.2, ring: int = 5) -> Segmenter:
-    segmenter = Segmenter(segment_s, part_s, ring, max_segment_s=max(2.0, segment_s))
+def new_segmenter(
+    segment_s: float = 1.0, part_s: float = 0.2, ring: int = 5, *, lead_in: int = 0
+) -> Segmenter:
+    """A segmenter whose segments follow keyframes from the start (no lead-in) unless asked."""
+    segmenter = Segmenter(
+        segment_s, part_s, ring, max_segment_s=max(2.0, segment_s), lead_in_segments=lead_in
+    )
     segmenter.set_init(INIT)
     return segmenter
 
@@ -207,7 +212,7 @@ def test_program_date_time_follows_media_time() -> None:
 
 def test_real_ffmpeg_output_gives_valid_parts() -> None:
     items = Fmp4Reader().feed((DATA / "av_every_frame_ff5.mp4").read_bytes())
-    segmenter = Segmenter(1.0, 0.2, 5)
+    segmenter = Segmenter(1.0, 0.2, 5)  # with the default lead-in
     segmenter.set_init(items[0])  # type: ignore[arg-type]
     for fragment in items[1:]:
         segmenter.add_fragment(fragment, T0)  # type: ignore[arg-type]
@@ -216,8 +221,33 @@ def test_real_ffmpeg_output_gives_valid_parts() -> None:
     parts = [p for s in segmenter.segments for p in s.parts]
     assert segmenter.part_target_s == 0.204
     assert all(p.duration_s <= segmenter.part_target_s for p in parts)
-    assert [s.parts[0].independent for s in segmenter.segments] == [True, True, True]
-    assert sum(p.independent for p in parts) == 3
+    # Two one-part lead-in segments, the rest of the first GOP, then one segment per GOP.
+    assert [round(s.duration_s, 1) for s in segmenter.segments][:2] == [0.2, 0.2]
+    assert segmenter.segments[3].parts[0].independent
+    assert sum(p.independent for p in parts) == 2  # parts of the first GOP left the ring
+
+
+def test_lead_in_gives_two_complete_segments_within_two_parts() -> None:
+    segmenter = new_segmenter(segment_s=2.0, lead_in=2)
+    parts = feed(segmenter, stream(6.0, gop_frames=50))  # 2 s GOP
+
+    assert [(p.msn, p.part_no) for p in parts[:4]] == [(0, 0), (1, 0), (2, 0), (2, 1)]
+    assert [p.independent for p in parts[:3]] == [True, False, False]
+    # The third runs to the next keyframe; from there on segments follow the GOP.
+    assert [round(s.duration_s, 2) for s in segmenter.segments] == [0.2, 0.2, 1.6, 2.0]
+    assert segmenter.segments[3].parts[0].independent
+
+
+def test_complete_segments_share_their_bytes_with_their_parts() -> None:
+    segmenter = new_segmenter(segment_s=1.0)
+    feed(segmenter, stream(3.0, gop_frames=25))
+    segment = segmenter.segments[-1]
+
+    assert isinstance(segment.data, bytes) and segment.data is segment.data  # joined once
+    assert b"".join(bytes(part.data) for part in segment.parts) == segment.data
+    assert all(isinstance(part.data, memoryview) for part in segment.parts)
+    assert all(segmenter.part(part.index) is part for part in segment.parts)
+    assert segmenter.bytes_held <= 4 * 25 * 1000 + len(INIT.data)  # no second copy
 
 
 def test_a_gop_that_rounds_to_target_duration_is_not_cut() -> None:

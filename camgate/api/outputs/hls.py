@@ -26,13 +26,26 @@ PREFLIGHT_HEADERS = {
     "Access-Control-Allow-Headers": "Authorization",
     "Access-Control-Max-Age": "600",
 }
-# Media URIs repeat whenever a stream is started again (its counters start at 0), so a cached
-# part-0 from the last session would be played against a new init segment: never reuse without
-# asking. Everything is served from memory, so a refetch is cheap.
-MEDIA_CACHE = "no-cache"
+# Media URIs are unique per stream session (the session is their directory, see
+# camgate.outputs.hls.playlist): the bytes behind one never change, so caches may keep them for
+# good (RFC 8246 immutable). Shared caches only where the server asks for no credentials: a
+# proxy that stored a token-protected response would hand it to anyone asking for the URL
+# (docs/llhls.md). Playlists change with every part: never served from a cache.
+MEDIA_MAX_AGE_S = 86400
+PUBLIC_MEDIA_CACHE = f"public, max-age={MEDIA_MAX_AGE_S}, immutable"
+PRIVATE_MEDIA_CACHE = f"private, max-age={MEDIA_MAX_AGE_S}, immutable"
 PLAYLIST_CACHE = "no-cache"
+MISS_CACHE = "no-store"  # a part asked for too early exists a moment later
 MSN_LOOKAHEAD = 2  # RFC 8216bis 6.2.5.2: _HLS_msn beyond the last segment + 2 is a bad request
 BLOCK_TARGET_DURATIONS = 3  # RFC 8216bis 6.2.5.2: give up after three target durations
+
+
+def needs_credentials(request: Request) -> bool:
+    """Whether this request had to show a token or a signature (the server is not open)."""
+    if getattr(request.state, "signed_query", ""):
+        return True
+    authorizer = getattr(request.app.state, "authorizer", None)
+    return authorizer is not None and authorizer.tokens.configured
 
 
 class BadRequest(Exception):
@@ -96,13 +109,21 @@ def create_hls_router(
     router = APIRouter()
     cors = CorsPolicy(cors_origins or [])
 
-    def media(request: Request, live: LiveHls, data: bytes) -> Response:
+    def media(request: Request, live: LiveHls, data: bytes | memoryview) -> Response:
         live.note_request(len(data))
-        headers = {**cors.headers(request), "Cache-Control": MEDIA_CACHE}
+        cache = PRIVATE_MEDIA_CACHE if needs_credentials(request) else PUBLIC_MEDIA_CACHE
+        headers = {**cors.headers(request), "Cache-Control": cache}
         return Response(content=data, media_type=MEDIA_TYPE, headers=headers)
 
     def failure(request: Request, status: int, message: str) -> Response:
-        return error_response(status, message, cors.headers(request))
+        return error_response(
+            status, message, {**cors.headers(request), "Cache-Control": MISS_CACHE}
+        )
+
+    def session_live(camera_id: str, session: str) -> LiveHls | None:
+        """The camera's live output if `session` is its current stream session."""
+        live = lookup(camera_id)
+        return live if live is not None and live.session == session else None
 
     def timeout_for(live: LiveHls) -> float:
         if block_timeout_s is not None:
@@ -129,39 +150,39 @@ def create_hls_router(
         if block is not None and not await live.wait_for_part(*block, timeout_for(live)):
             return failure(request, 503, "the requested part did not arrive in time")
         signed = getattr(request.state, "signed_query", "")
-        text = live.playlist(low_latency, uri_query=signed)
-        if text is None:
+        data = live.playlist_bytes(low_latency, uri_query=signed)
+        if data is None:
             return failure(request, 404, f"camera {camera_id} has no playable stream")
-        live.note_request(len(text))
+        live.note_request(len(data))
         headers = {**cors.headers(request), "Cache-Control": PLAYLIST_CACHE}
-        return Response(content=text, media_type=PLAYLIST_TYPE, headers=headers)
+        return Response(content=data, media_type=PLAYLIST_TYPE, headers=headers)
 
-    @router.get("/hls/{camera_id}/init-{init_id:int}.mp4")
+    @router.get("/hls/{camera_id}/{session}/init-{init_id:int}.mp4")
     @access(Access.PLAY)
-    async def init(camera_id: str, init_id: int, request: Request) -> Response:
+    async def init(camera_id: str, session: str, init_id: int, request: Request) -> Response:
         if (moved := await elsewhere(request, camera_id)) is not None:
             return moved
-        live = lookup(camera_id)
+        live = session_live(camera_id, session)
         data = live.init(init_id) if live is not None else None
         if live is None or data is None:
-            return failure(request, 404, f"no init segment {init_id}")
+            return failure(request, 404, f"no init segment {init_id} in this stream session")
         return media(request, live, data)
 
-    @router.get("/hls/{camera_id}/seg-{msn:int}.m4s")
+    @router.get("/hls/{camera_id}/{session}/seg-{msn:int}.m4s")
     @access(Access.PLAY)
-    async def segment(camera_id: str, msn: int, request: Request) -> Response:
-        live = lookup(camera_id)
+    async def segment(camera_id: str, session: str, msn: int, request: Request) -> Response:
+        live = session_live(camera_id, session)
         found = live.segment(msn) if live is not None else None
         if live is None or found is None:
-            return failure(request, 404, f"no segment {msn}")
+            return failure(request, 404, f"no segment {msn} in this stream session")
         return media(request, live, found.data)
 
-    @router.get("/hls/{camera_id}/part-{index:int}.m4s")
+    @router.get("/hls/{camera_id}/{session}/part-{index:int}.m4s")
     @access(Access.PLAY)
-    async def part(camera_id: str, index: int, request: Request) -> Response:
-        live = lookup(camera_id)
+    async def part(camera_id: str, session: str, index: int, request: Request) -> Response:
+        live = session_live(camera_id, session)
         if live is None:
-            return failure(request, 404, f"camera {camera_id} has no stream")
+            return failure(request, 404, f"camera {camera_id} has no stream session {session}")
         found = live.part(index)
         # RFC 8216bis 6.2.6: a request for the preload-hinted part is held until it exists.
         if found is None and index == live.next_part_index:
@@ -172,7 +193,7 @@ def create_hls_router(
             return failure(request, 404, f"no part {index}")
         return media(request, live, found.data)
 
-    @router.options("/hls/{camera_id}/{name}")
+    @router.options("/hls/{camera_id}/{name:path}")
     @access(Access.PUBLIC)
     async def preflight(camera_id: str, name: str, request: Request) -> Response:
         # Without Access-Control-Allow-Origin the browser refuses the cross-origin request.

@@ -9,6 +9,7 @@ It is the HLS output's `MediaSink` (see ``camgate.outputs.sink``).
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,16 @@ from camgate.outputs.sink import SinkStats, media_age_s, request_viewers
 # RFC 8216bis 6.3.4: a player reloads a live playlist at least once per target duration; one
 # that has not asked for this many target durations is gone.
 VIEWER_SEEN_TARGET_DURATIONS = 3
+SESSION_BYTES = 6  # 48 random bits name a stream session in its media URIs
+# Stands in for a request's query in a cached playlist; no playlist text contains it.
+QUERY_MARK = "\x00"
+QUERY_VARIANTS_KEPT = 32  # signed-query renderings kept per playlist version
+
+
+def new_session() -> str:
+    """A name for one stream session's media URIs, never the same twice (random, not counted,
+    so a restarted server or another node of the fleet never repeats one)."""
+    return secrets.token_hex(SESSION_BYTES)
 
 
 @dataclass(frozen=True)
@@ -46,8 +57,14 @@ class LiveHls:
         *,
         wall_clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
+        session: str | None = None,
     ) -> None:
         self.segmenter = segmenter
+        self.session = session if session is not None else new_session()
+        self._rendered_version = -1
+        self._templates: dict[bool, str] = {}  # per low_latency, with QUERY_MARK for the query
+        self._rendered: dict[tuple[bool, str], bytes] = {}
+        self.renders = 0  # playlist renderings (one per version and variant, not per request)
         self._wall_clock = wall_clock
         self._monotonic = monotonic
         self._changed = asyncio.Event()
@@ -194,9 +211,35 @@ class LiveHls:
 
     def playlist(self, low_latency: bool = True, uri_query: str = "") -> str | None:
         """The playlist text, or None while a player could not start from it yet."""
+        data = self.playlist_bytes(low_latency, uri_query)
+        return data.decode() if data is not None else None
+
+    def playlist_bytes(self, low_latency: bool = True, uri_query: str = "") -> bytes | None:
+        """The playlist as served, rendered once per segmenter version: every viewer woken by
+        the same part gets the same bytes; a signed query is put into a cached template."""
         if not self.playable(low_latency):
             return None
-        return render_media_playlist(self.segmenter, low_latency=low_latency, uri_query=uri_query)
+        if self._rendered_version != self.segmenter.version:
+            self._rendered_version = self.segmenter.version
+            self._templates.clear()
+            self._rendered.clear()
+        key = (low_latency, uri_query)
+        data = self._rendered.get(key)
+        if data is None:
+            template = self._templates.get(low_latency)
+            if template is None:
+                template = render_media_playlist(
+                    self.segmenter, low_latency=low_latency, uri_query=QUERY_MARK,
+                    session=self.session,
+                )  # fmt: skip
+                self._templates[low_latency] = template
+                self.renders += 1
+            query = f"?{uri_query}" if uri_query else ""
+            data = template.replace(f"?{QUERY_MARK}", query).encode()
+            if len(self._rendered) >= QUERY_VARIANTS_KEPT:
+                self._rendered.clear()
+            self._rendered[key] = data
+        return data
 
     def stats(self) -> HlsStats:
         segmenter = self.segmenter

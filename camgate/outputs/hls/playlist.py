@@ -1,9 +1,11 @@
 """Renders the media playlist (RFC 8216bis, draft-pantos-hls-rfc8216bis) of one live stream.
 
 Pure functions from the segmenter's state to playlist text: no I/O, no clocks, no waiting
-(blocking reload lives in ``camgate.outputs.hls.live``). URIs are relative: ``init-<id>.mp4``,
-``seg-<msn>.m4s`` and ``part-<index>.m4s``, the last named by a counter that never restarts
-because the next part may start a new segment (docs/llhls.md).
+(blocking reload lives in ``camgate.outputs.hls.live``). URIs are relative and carry the stream
+session: ``<session>/init-<id>.mp4``, ``<session>/seg-<msn>.m4s`` and
+``<session>/part-<index>.m4s``, the last named by a counter that never restarts because the next
+part may start a new segment (docs/llhls.md). A session never repeats, so a URI always names the
+same bytes and caches may keep them for good.
 """
 
 from __future__ import annotations
@@ -12,12 +14,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
-from camgate.outputs.hls.segmenter import Segment
+from camgate.outputs.hls.segmenter import MIN_COMPLETE_SEGMENTS, Segment
 
 LL_VERSION = 9  # RFC 8216bis 8: EXT-X-PART and friends are defined for version 9 playlists
 PLAIN_VERSION = 6  # RFC 8216bis 8: EXT-X-MAP without EXT-X-I-FRAMES-ONLY needs version 6
 PART_HOLD_BACK_PARTS = 3  # RFC 8216bis 4.4.3.8: at least 2, 3 recommended (docs/llhls.md)
-PLAIN_MIN_SEGMENTS = 2  # GStreamer hlsdemux2 aborts on a live playlist listing one segment
 
 
 class PlaylistSource(Protocol):
@@ -40,14 +41,15 @@ class PlaylistSource(Protocol):
 
 
 def is_playable(source: PlaylistSource, *, low_latency: bool = True) -> bool:
-    """Whether a player can start from the playlist.
-
-    LL-HLS: as soon as one listed part is INDEPENDENT, since hls.js starts only at such a part.
-    Plain HLS: once two complete segments exist, because GStreamer's hlsdemux2 aborted on a live
-    playlist with only one (docs/llhls.md).
+    """Whether every client can start from the playlist: once MIN_COMPLETE_SEGMENTS segments
+    are complete (GStreamer's hlsdemux2 needs them; a new stream's first segments are one part
+    long, so that takes two parts) and, for LL-HLS, a listed part is INDEPENDENT, since hls.js
+    starts only at such a part (docs/llhls.md).
     """
+    if len(source.segments) < MIN_COMPLETE_SEGMENTS:
+        return False
     if not low_latency:
-        return len(source.segments) >= PLAIN_MIN_SEGMENTS
+        return True
     return any(part.independent for segment in listed(source, True) for part in segment.parts)
 
 
@@ -60,23 +62,25 @@ def listed(source: PlaylistSource, low_latency: bool) -> list[Segment]:
 
 
 def render_media_playlist(
-    source: PlaylistSource, *, low_latency: bool = True, uri_query: str = ""
+    source: PlaylistSource, *, low_latency: bool = True, uri_query: str = "", session: str = ""
 ) -> str:
     """The media playlist text; ``low_latency=False`` gives plain HLS (no parts, no hints).
 
     ``uri_query`` (already URL-encoded, without ``?``) is appended to every media URI, so a
-    signed viewer URL's signature reaches the init segment, segments and parts.
+    signed viewer URL's signature reaches the init segment, segments and parts; ``session``
+    (if any) is the directory every media URI is in.
     """
     suffix = f"?{uri_query}" if uri_query else ""
+    prefix = f"{session}/" if session else ""
     segments = listed(source, low_latency)
     lines = header_lines(source, segments, low_latency)
     previous_init: int | None = None
     for segment in segments:
-        lines += segment_lines(segment, previous_init, low_latency, suffix)
+        lines += segment_lines(segment, previous_init, low_latency, suffix, prefix)
         previous_init = segment.init_id
     if low_latency:
         # RFC 8216bis 4.4.5.3: hint the part being written so clients can request it early.
-        hint = f"part-{source.next_part_index}.m4s{suffix}"
+        hint = f"{prefix}part-{source.next_part_index}.m4s{suffix}"
         lines.append(f'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="{hint}"')
     return "\n".join(lines) + "\n"
 
@@ -102,31 +106,38 @@ def header_lines(source: PlaylistSource, segments: list[Segment], low_latency: b
 
 
 def segment_lines(
-    segment: Segment, previous_init: int | None, low_latency: bool, suffix: str = ""
+    segment: Segment,
+    previous_init: int | None,
+    low_latency: bool,
+    suffix: str = "",
+    prefix: str = "",
 ) -> list[str]:
     lines: list[str] = []
     if segment.discontinuity:
         lines.append("#EXT-X-DISCONTINUITY")
     if segment.init_id != previous_init:
         # RFC 8216bis 4.4.4.5: a new EXT-X-MAP follows a discontinuity with a new init segment.
-        lines.append(f'#EXT-X-MAP:URI="init-{segment.init_id}.mp4{suffix}"')
+        lines.append(f'#EXT-X-MAP:URI="{prefix}init-{segment.init_id}.mp4{suffix}"')
     lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{format_date_time(segment.program_date_time)}")
     if low_latency:
         lines += [
-            part_line(part.duration_s, part.index, part.independent, suffix)
+            part_line(part.duration_s, part.index, part.independent, suffix, prefix)
             for part in segment.parts
         ]
     if segment.complete:
         lines.append(f"#EXTINF:{format_s(segment.duration_s, 5)},")
-        lines.append(f"seg-{segment.msn}.m4s{suffix}")
+        lines.append(f"{prefix}seg-{segment.msn}.m4s{suffix}")
     return lines
 
 
-def part_line(duration_s: float, index: int, independent: bool, suffix: str = "") -> str:
+def part_line(
+    duration_s: float, index: int, independent: bool, suffix: str = "", prefix: str = ""
+) -> str:
     # RFC 8216bis 4.4.4.9: INDEPENDENT=YES only where the part starts with a keyframe; hls.js
     # treats every part as independent when none is marked (docs/llhls.md).
     flag = ",INDEPENDENT=YES" if independent else ""
-    return f'#EXT-X-PART:DURATION={format_s(duration_s, 5)},URI="part-{index}.m4s{suffix}"{flag}'
+    uri = f"{prefix}part-{index}.m4s{suffix}"
+    return f'#EXT-X-PART:DURATION={format_s(duration_s, 5)},URI="{uri}"{flag}'
 
 
 def format_s(seconds: float, decimals: int) -> str:

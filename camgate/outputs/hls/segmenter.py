@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from camgate.fmp4 import Fragment, InitSegment
@@ -20,6 +20,11 @@ PARTS_KEPT_SEGMENTS = 3  # complete segments whose parts stay listed and served
 PART_JITTER_MARGIN = 0.1  # of a frame: PART-TARGET headroom for timestamp jitter
 PDT_MAX_DRIFT_S = 2.0  # re-anchor PROGRAM-DATE-TIME when media time and wall clock drift apart
 EPSILON_S = 1e-6
+# GStreamer's hlsdemux2 refuses a live playlist without a complete segment and aborts on one
+# with a single segment (docs/llhls.md), so playlists are served once this many are complete. To
+# get there within two parts instead of two GOPs, each part closes its segment until then (the
+# "lead-in": one-part segments; the second starts without a keyframe, as a cut segment does).
+MIN_COMPLETE_SEGMENTS = 2
 
 
 @dataclass(frozen=True)
@@ -29,7 +34,9 @@ class Part:
     part_no: int
     duration_s: float
     independent: bool
-    data: bytes
+    # Its own bytes while its segment is open; a view into the segment's bytes once that closed,
+    # so a part and its segment share one copy and neither is joined per request.
+    data: bytes | memoryview
 
 
 @dataclass
@@ -42,10 +49,13 @@ class Segment:
     parts: list[Part] = field(default_factory=list)  # emptied once the parts are too old to list
     duration_s: float = 0.0
     complete: bool = False
-    chunks: list[bytes] = field(default_factory=list, repr=False)  # the parts' bytes, shared
+    # The parts' bytes while open; one joined chunk, made once when the segment closes.
+    chunks: list[bytes | memoryview] = field(default_factory=list, repr=False)
 
     @property
-    def data(self) -> bytes:
+    def data(self) -> bytes | memoryview:
+        if len(self.chunks) == 1:
+            return self.chunks[0]
         return b"".join(self.chunks)
 
     @property
@@ -78,6 +88,7 @@ class Segmenter:
         max_segments: int,
         *,
         max_segment_s: float | None = None,
+        lead_in_segments: int = MIN_COMPLETE_SEGMENTS,
     ) -> None:
         if not 0 < part_target_s <= segment_target_s or max_segments < 1:
             raise ValueError("need 0 < part_target_s <= segment_target_s and max_segments >= 1")
@@ -93,6 +104,7 @@ class Segmenter:
         if max_segment_s is not None and max_segment_s < segment_target_s:
             raise ValueError("max_segment_s must not be below segment_target_s")
         self.target_duration = max(1, round(max_segment_s or segment_target_s))
+        self.lead_in_segments = lead_in_segments  # 0: segments follow keyframes from the start
         self.frames_per_part: int | None = None
         self.frame_s: float | None = None
         self.segments: list[Segment] = []  # complete segments, oldest first
@@ -152,6 +164,7 @@ class Segmenter:
         self.flush()
         self.init_id += 1
         self.inits[self.init_id] = init
+        self.version += 1
         self._discontinuity = had_media
         self._pdt_anchor = None
         self._drop_unused_inits()
@@ -276,6 +289,8 @@ class Segmenter:
         self._parts[closed.index] = closed
         self._open = OpenPart()
         self.version += 1
+        if segment.msn < self.lead_in_segments:
+            self._close_segment()  # a lead-in segment: one part long
         return [closed]
 
     def _open_segment(self, start_s: float, now: datetime) -> Segment:
@@ -303,6 +318,7 @@ class Segmenter:
         if segment is None:
             return
         segment.complete = True
+        self._share_bytes(segment)
         self.segments.append(segment)
         self.version += 1
         while len(self.segments) > self.max_segments:
@@ -314,6 +330,17 @@ class Segmenter:
         for old in self.segments[:-PARTS_KEPT_SEGMENTS]:
             self._drop_parts(old)
         self._drop_unused_inits()
+
+    def _share_bytes(self, segment: Segment) -> None:
+        """Join the segment's bytes once and point its parts into them (no second copy)."""
+        joined = b"".join(segment.chunks)
+        view, offset, shared = memoryview(joined), 0, []
+        for part in segment.parts:
+            size = len(part.data)
+            shared.append(replace(part, data=view[offset : offset + size]))
+            offset += size
+        segment.parts, segment.chunks = shared, [joined]
+        self._parts.update((part.index, part) for part in shared)
 
     def _drop_parts(self, segment: Segment) -> None:
         for part in segment.parts:
