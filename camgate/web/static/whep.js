@@ -73,6 +73,9 @@
       }
     });
     video.addEventListener("playing", onPlaying);
+    // Leaving the page ends the session at once (DELETE with keepalive), instead of the server
+    // noticing only when the viewer's RTCP stops (15 s later).
+    window.addEventListener("pagehide", close);
 
     function onPlaying() {
       if (closed || playing || !video.srcObject) return;
@@ -158,6 +161,7 @@
       clearTimeout(disconnectedTimer);
       clearInterval(statsTimer);
       video.removeEventListener("playing", onPlaying);
+      window.removeEventListener("pagehide", close);
       endSession();
       pc.close();
       if (video.srcObject) video.srcObject = null;
