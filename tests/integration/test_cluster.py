@@ -1,12 +1,13 @@
 """Many nodes, one fleet: three camgate nodes on one real PostgreSQL server share twelve cameras.
 
 Each camera runs on exactly one node; a killed node's cameras move to the others within the
-lease time; a paused node stops its streams and leaves them to their new owners; a database
-restart loses no stream. "Runs" means an FFmpeg child pulling the camera, read from /proc.
+lease time; a node that joins gets its share a few cameras per interval; a paused node stops its
+streams and leaves them to their new owners; a database restart loses no stream. "Runs" means an FFmpeg child pulling the camera, read from /proc.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import time
@@ -33,6 +34,8 @@ TTL_S = 3.0
 HEARTBEAT_S = 0.5
 START_S = 8.0  # FFmpeg connects to the test camera and writes its first output
 CAMERAS = [f"cam-{n:02d}" for n in range(12)]
+REBALANCE_S = 3.0  # CAMGATE_REBALANCE_INTERVAL: one camera handed over per node per interval
+REBALANCE = {"CAMGATE_REBALANCE_MOVES": "1", "CAMGATE_REBALANCE_INTERVAL": str(REBALANCE_S)}
 
 
 @pytest.fixture(scope="module")
@@ -64,15 +67,15 @@ def add_cameras(node: CamgateServer, camera: RtspCamera, ids: list[str]) -> None
         assert reply.status_code == 200, reply.text
 
 
-def settled(nodes: list[CamgateServer]) -> dict[str, list[int]] | None:
-    running = runners(nodes, CAMERAS)
+def settled(nodes: list[CamgateServer], ids: list[str] = CAMERAS) -> dict[str, list[int]] | None:
+    running = runners(nodes, ids)
     return running if each_runs_once(running) else None
 
 
-def test_every_camera_runs_once_and_a_killed_nodes_cameras_move_without_duplicates(
+def test_every_camera_runs_once_a_killed_nodes_cameras_move_and_a_new_node_gets_a_share(
     make_server: MakeServer, postgres: PostgresServer, camera: RtspCamera
 ) -> None:
-    nodes = start_fleet(make_server, postgres)
+    nodes = start_fleet(make_server, postgres, **REBALANCE)
     add_cameras(nodes[0], camera, CAMERAS)
     running = wait_for(lambda: settled(nodes), START_S + 2 * TTL_S, "each camera to run once")
     per_node = [sum(1 for where in running.values() if where == [i]) for i in range(3)]
@@ -109,28 +112,62 @@ def test_every_camera_runs_once_and_a_killed_nodes_cameras_move_without_duplicat
     after = runners(nodes, CAMERAS)
     assert all(after[c][0] in (0, 1) for c in moved)
 
+    # A new node joins: the two busy nodes hand it a camera each per interval, none runs twice.
+    url = nodes[0].env["CAMGATE_DATABASE_URL"]
+    nodes[victim] = make_server(**node_env(url, "node3", TTL_S, HEARTBEAT_S), **REBALANCE)
+    handed_over, duplicate_samples = rebalanced(nodes, joined=victim)
+    assert duplicate_samples == 0
+    assert {node: len(times) for node, times in handed_over.items()} == {0: 2, 1: 2}  # 4/4/4
+    for times in handed_over.values():
+        assert all(b - a >= REBALANCE_S - 0.6 for a, b in itertools.pairwise(times)), times
+
+
+def rebalanced(nodes: list[CamgateServer], joined: int) -> tuple[dict[int, list[float]], int]:
+    """Sample until the node `joined` runs its fair share. Returns, for each node that gave
+    cameras away, when each of those FFmpeg stopped, and how many samples had a duplicate."""
+    previous = runners(nodes, CAMERAS)
+    handed_over: dict[int, list[float]] = {}
+    duplicate_samples = 0
+
+    def balanced() -> bool:
+        nonlocal previous, duplicate_samples
+        now = runners(nodes, CAMERAS)
+        duplicate_samples += bool(duplicates(now))
+        for camera_id, where in previous.items():
+            for index in set(where) - set(now[camera_id]):
+                handed_over.setdefault(index, []).append(time.monotonic())
+        previous = now
+        per_node = [sum(where == [i] for where in now.values()) for i in range(len(nodes))]
+        return each_runs_once(now) and per_node[joined] == len(CAMERAS) // len(nodes)
+
+    moves = len(CAMERAS) // len(nodes)
+    wait_for(balanced, moves * REBALANCE_S + START_S + 5, "the new node to get its share", 0.05)
+    return handed_over, duplicate_samples
+
 
 def test_a_paused_node_stops_its_streams_and_does_not_fight_for_them(
     make_server: MakeServer, postgres: PostgresServer, camera: RtspCamera
 ) -> None:
     nodes = start_fleet(make_server, postgres, CAMGATE_REBALANCE_MOVES="0")
-    add_cameras(nodes[0], camera, CAMERAS)
-    wait_for(lambda: settled(nodes), START_S + 2 * TTL_S, "each camera to run once")
+    ids = CAMERAS[:6]  # two a node: what the paused node does with its own is the story
+    add_cameras(nodes[0], camera, ids)
+    wait_for(lambda: settled(nodes, ids), START_S + 2 * TTL_S, "each camera to run once")
     paused = nodes[0]
     assert paused.process is not None
     os.kill(paused.process.pid, signal.SIGSTOP)
+    paused_at = time.monotonic()
     try:
         others = nodes[1:]
         wait_for(
-            lambda: each_runs_once(runners(others, CAMERAS)),
+            lambda: each_runs_once(runners(others, ids)),
             TTL_S + START_S + 2,
             "the paused node's cameras to run on the others",
         )
-        time.sleep(max(0.0, 2 * TTL_S - 1))  # the pause itself: 2 x TTL in all
+        time.sleep(max(0.0, paused_at + 2 * TTL_S - time.monotonic()))  # 2 x TTL in all
     finally:
         os.kill(paused.process.pid, signal.SIGCONT)
     wait_for(
-        lambda: not any(0 in where for where in runners(nodes, CAMERAS).values()),
+        lambda: not any(0 in where for where in runners(nodes, ids).values()),
         2 * HEARTBEAT_S + 3,
         "the resumed node to stop its streams",
     )
@@ -138,7 +175,7 @@ def test_a_paused_node_stops_its_streams_and_does_not_fight_for_them(
     # For several heartbeats: every camera stays where it moved, exactly once.
     deadline = time.monotonic() + 6 * HEARTBEAT_S
     while time.monotonic() < deadline:
-        running = runners(nodes, CAMERAS)
+        running = runners(nodes, ids)
         assert each_runs_once(running) and not any(0 in w for w in running.values())
         time.sleep(HEARTBEAT_S / 2)
     assert {s["cameraId"]: s["owner"] for s in listed_streams(nodes[1])} == owners

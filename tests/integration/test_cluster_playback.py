@@ -11,6 +11,7 @@ import asyncio
 import json
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -52,21 +53,22 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     root = tmp_path_factory.mktemp("playback")
     with PostgresServer() as postgres, RtspCamera(port=free_port(), gop_s=1.0) as camera:
         url = fresh_database(postgres)
-        nodes: list[CamgateServer] = []
+        nodes = [
+            fleet_node(root, url, "node-a", "redirect"),
+            fleet_node(root, url, "node-b", "proxy"),
+            fleet_node(root, url, "node-c", "redirect"),
+        ]
         try:
-            for name, mode in (("node-a", "redirect"), ("node-b", "proxy"), ("node-c", "redirect")):
-                env = node_env(url, name, TTL_S, HEARTBEAT_S) | {
-                    "CAMGATE_API_TOKENS": f"admin:{ADMIN},viewer:{VIEWER}",
-                    "CAMGATE_CLUSTER_PLAYBACK": mode,
-                    "CAMGATE_REBALANCE_MOVES": "0",
-                }
-                node = CamgateServer(free_port(), root / name, env)
-                node.client.headers["Authorization"] = f"Bearer {ADMIN}"
-                nodes.append(node.start())
-                if name == "node-a":  # the first node claims the camera before the others exist
-                    add_camera(node, camera)
+            # A claims the camera alone; B and C start meanwhile and find it held.
+            nodes[0].start()
+            reply = nodes[0].client.put(f"/api/cameras/{CAMERA}", json={"rtspUrl": camera.url})
+            assert reply.status_code == 200, reply.text
+            wait_for(lambda: owner_of(nodes[0]) == "node-a", 10, "A to claim the camera")
+            with ThreadPoolExecutor(2) as pool:
+                list(pool.map(CamgateServer.start, nodes[1:]))
             for node in nodes:
                 wait_for(lambda n=node: owner_of(n) == "node-a", 10, "every node to know the owner")
+            wait_for(lambda: nodes[0].client.get(playlist()).status_code == 200, START_S, "HLS")
             yield Fleet(*nodes)
         finally:
             for node in nodes:
@@ -74,10 +76,15 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
                 node.client.close()
 
 
-def add_camera(node: CamgateServer, camera: RtspCamera) -> None:
-    reply = node.client.put(f"/api/cameras/{CAMERA}", json={"rtspUrl": camera.url})
-    assert reply.status_code == 200, reply.text
-    wait_for(lambda: node.client.get(playlist()).status_code == 200, START_S, "A to play it")
+def fleet_node(root: Path, database_url: str, name: str, playback: str) -> CamgateServer:
+    env = node_env(database_url, name, TTL_S, HEARTBEAT_S) | {
+        "CAMGATE_API_TOKENS": f"admin:{ADMIN},viewer:{VIEWER}",
+        "CAMGATE_CLUSTER_PLAYBACK": playback,
+        "CAMGATE_REBALANCE_MOVES": "0",
+    }
+    node = CamgateServer(free_port(), root / name, env)
+    node.client.headers["Authorization"] = f"Bearer {ADMIN}"
+    return node
 
 
 def owner_of(node: CamgateServer) -> str | None:
