@@ -1,8 +1,17 @@
 """CPU per WebRTC viewer: one camera, N WHEP viewers (aiortc clients), camgate's CPU time.
 
-The camgate server and the camera run as in the latency bench; the viewers run in this process
-and only receive RTP (their tracks are not read, so aiortc does not hand pictures on). camgate's
-CPU time (user+system, from /proc) is read over --seconds with 0 viewers, then with each count.
+The camgate server and the camera run as in the latency bench; the viewers run in this process.
+They are measuring equipment, not what is measured, so they are made cheap: aiortc decodes every
+received picture in a thread per receiver whether or not anyone reads the track, which for 50
+viewers would take most of a core from the server on a 2-core machine; here the receivers' decoder
+thread only counts pictures (`counting_decoder_worker`). The viewers still receive every RTP
+packet, decrypt it (SRTP), reassemble pictures and send RTCP, as a browser does.
+
+For each count the viewers are opened in parallel batches, then the bench waits (with a deadline)
+until every one is connected and has received pictures and the server counts them all; only
+then camgate's CPU time (user+system of its own process, FFmpeg excluded, from /proc) is read
+over --seconds, with the pictures each viewer received meanwhile as a check. --rounds repeats
+the whole series; the machine's load average is printed beside each figure.
 Run with the project's venv:  .venv/bin/python bench/latency/webrtc_cpu.py --viewers 1,10,50
 """
 
@@ -11,28 +20,61 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import queue
+import statistics
 import sys
 import tempfile
+import threading
+import time
+from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import httpx  # noqa: E402
-from aiortc import RTCPeerConnection, RTCSessionDescription  # noqa: E402
+from aiortc import RTCPeerConnection, RTCSessionDescription, rtcrtpreceiver  # noqa: E402
 
 from tests.support.camera import RtspCamera  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
 from tests.support.server import CamgateServer  # noqa: E402
 
 CAMERA_ID = "bench"
+CAMERA_FPS = 25
 TICKS = os.sysconf("SC_CLK_TCK")
+OPEN_BATCH = 10  # offers sent at once
+CONNECT_TIMEOUT_S = 90.0
+SETTLE_S = 2.0  # after every viewer is connected: the catch-up bursts are over
+IDLE_S = 2.0  # after closing the viewers of one count, before the next
+# Pictures received per receiver thread, keyed by the thread's queue (one per viewer).
+PICTURES: Counter[int] = Counter()
+
+
+def counting_decoder_worker(
+    loop: asyncio.AbstractEventLoop,
+    input_q: queue.Queue[Any],
+    output_q: asyncio.Queue[Any],
+    decode_error: threading.Event,
+) -> None:
+    """Stands in for aiortc's decoder thread: counts the received pictures, decodes none."""
+    key = id(input_q)
+    while input_q.get() is not None:
+        PICTURES[key] += 1
+    asyncio.run_coroutine_threadsafe(output_q.put(None), loop)
+
+
+rtcrtpreceiver.decoder_worker = counting_decoder_worker  # type: ignore[assignment]
 
 
 def cpu_s(pid: int) -> float:
-    """User+system CPU seconds of a process and its waited-for children (/proc/<pid>/stat)."""
+    """User+system CPU seconds of one process (/proc/<pid>/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return sum(int(value) for value in fields[11:13]) / TICKS
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 async def viewer(client: httpx.AsyncClient) -> RTCPeerConnection:
@@ -49,6 +91,35 @@ async def viewer(client: httpx.AsyncClient) -> RTCPeerConnection:
     return pc
 
 
+async def open_viewers(client: httpx.AsyncClient, count: int) -> list[RTCPeerConnection]:
+    pcs: list[RTCPeerConnection] = []
+    while len(pcs) < count:
+        batch = min(OPEN_BATCH, count - len(pcs))
+        pcs += await asyncio.gather(*(viewer(client) for _ in range(batch)))
+    return pcs
+
+
+def server_viewers(server: CamgateServer) -> int:
+    viewers: int = server.status(CAMERA_ID)["outputs"]["webrtc"]["viewers"]
+    return viewers
+
+
+async def wait_connected(server: CamgateServer, pcs: list[RTCPeerConnection]) -> float:
+    """Seconds until every viewer is connected, receives pictures and is counted by camgate."""
+    started = time.monotonic()
+    while True:
+        connected = sum(1 for pc in pcs if pc.connectionState == "connected")
+        receiving = sum(1 for count in PICTURES.values() if count > 0)
+        if connected == len(pcs) and receiving >= len(pcs) and server_viewers(server) == len(pcs):
+            return time.monotonic() - started
+        if time.monotonic() - started > CONNECT_TIMEOUT_S:
+            raise SystemExit(
+                f"only {connected}/{len(pcs)} viewers connected, {receiving} receiving, "
+                f"camgate counts {server_viewers(server)} after {CONNECT_TIMEOUT_S:g}s"
+            )
+        await asyncio.sleep(0.2)
+
+
 async def sample(pid: int, seconds: float) -> float:
     """camgate's share of one core over ``seconds``."""
     before = cpu_s(pid)
@@ -56,40 +127,77 @@ async def sample(pid: int, seconds: float) -> float:
     return (cpu_s(pid) - before) / seconds
 
 
-async def run(server: CamgateServer, counts: list[int], seconds: float) -> None:
+async def measure(
+    server: CamgateServer, client: httpx.AsyncClient, count: int, seconds: float
+) -> tuple[float, float, float]:
+    """(camgate's share of a core, seconds to connect everyone, lowest pictures/s received)."""
+    assert server.process is not None
+    PICTURES.clear()
+    pcs = await open_viewers(client, count)
+    try:
+        connect_s = await wait_connected(server, pcs)
+        await asyncio.sleep(SETTLE_S)
+        before = dict(PICTURES)
+        busy = await sample(server.process.pid, seconds)
+        rates = [(PICTURES[key] - before.get(key, 0)) / seconds for key in PICTURES]
+        if len(rates) < count or server_viewers(server) != count:
+            raise SystemExit(f"viewers were lost while sampling {count}")
+        return busy, connect_s, min(rates)
+    finally:
+        await asyncio.gather(*(pc.close() for pc in pcs))
+        await asyncio.sleep(IDLE_S)
+
+
+async def run(server: CamgateServer, counts: list[int], seconds: float, rounds: int) -> None:
     assert server.process is not None
     pid = server.process.pid
+    per_viewer: dict[int, list[float]] = {count: [] for count in counts}
     async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as client:
         await asyncio.sleep(3)
-        idle = await sample(pid, seconds)
-        print(f"{'viewers':>7} {'camgate CPU %':>14} {'per extra viewer %':>19}")
-        print(f"{0:>7} {idle * 100:>14.1f} {'-':>19}")
-        for count in counts:
-            pcs = [await viewer(client) for _ in range(count)]
-            await asyncio.sleep(3)  # connected and sending
-            busy = await sample(pid, seconds)
-            status = server.status(CAMERA_ID)["outputs"]["webrtc"]
-            per = (busy - idle) / count * 100
-            seen = status["viewers"]
-            print(f"{count:>7} {busy * 100:>14.1f} {per:>19.2f}   (server sees {seen})")
-            await asyncio.gather(*(pc.close() for pc in pcs))
-            await asyncio.sleep(2)
+        print(
+            f"{'round':>5} {'viewers':>7} {'camgate CPU %':>14} {'per extra viewer %':>19} "
+            f"{'connect s':>9} {'min fps':>7}  load"
+        )
+        for round_ in range(1, rounds + 1):
+            idle = await sample(pid, seconds)
+            blank = f"{'-':>19} {'-':>9} {'-':>7}"
+            print(f"{round_:>5} {0:>7} {idle * 100:>14.1f} {blank}  {load_average()}")
+            for count in counts:
+                busy, connect_s, min_fps = await measure(server, client, count, seconds)
+                per = (busy - idle) / count * 100
+                per_viewer[count].append(per)
+                print(
+                    f"{round_:>5} {count:>7} {busy * 100:>14.1f} {per:>19.2f} {connect_s:>9.1f} "
+                    f"{min_fps:>7.1f}  {load_average()}",
+                    flush=True,
+                )
+    print()
+    for count, figures in per_viewer.items():
+        print(
+            f"{count:>3} viewers: per extra viewer median {statistics.median(figures):.2f} % "
+            f"(rounds: {', '.join(f'{f:.2f}' for f in figures)})"
+        )
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--viewers", default="1,10", help="comma-separated viewer counts")
     parser.add_argument("--seconds", type=float, default=15.0, help="measured seconds per count")
+    parser.add_argument("--rounds", type=int, default=1, help="times the whole series is run")
     args = parser.parse_args(argv)
     counts = [int(v) for v in args.viewers.split(",") if v.strip()]
     with ExitStack() as stack, tempfile.TemporaryDirectory() as work:
-        camera = stack.enter_context(RtspCamera(timecode=True, gop_s=2.0))
-        env = {"LOG_LEVEL": "info", "WEBRTC_MAX_VIEWERS_PER_CAMERA": "1000"}
+        camera = stack.enter_context(RtspCamera(timecode=True, gop_s=2.0, fps=CAMERA_FPS))
+        env = {
+            "LOG_LEVEL": "warning",
+            "WEBRTC_MAX_VIEWERS_PER_CAMERA": "1000",
+            "WEBRTC_MAX_VIEWERS": "1000",
+        }
         server = stack.enter_context(CamgateServer(free_port(), Path(work) / "data", env))
         reply = server.service(cameraId=CAMERA_ID, rtspUrl=camera.url, action="start")
         reply.raise_for_status()
         server.wait_state(CAMERA_ID, {"running"}, 60)
-        asyncio.run(run(server, counts, args.seconds))
+        asyncio.run(run(server, counts, args.seconds, args.rounds))
     return 0
 
 
