@@ -217,8 +217,6 @@ class LiveHls:
     def playlist_bytes(self, low_latency: bool = True, uri_query: str = "") -> bytes | None:
         """The playlist as served, rendered once per segmenter version: every viewer woken by
         the same part gets the same bytes; a signed query is put into a cached template."""
-        if not self.playable(low_latency):
-            return None
         if self._rendered_version != self.segmenter.version:
             self._rendered_version = self.segmenter.version
             self._templates.clear()
@@ -226,6 +224,8 @@ class LiveHls:
         key = (low_latency, uri_query)
         data = self._rendered.get(key)
         if data is None:
+            if not self.playable(low_latency):
+                return None
             template = self._templates.get(low_latency)
             if template is None:
                 template = render_media_playlist(
