@@ -65,10 +65,6 @@
   const noticeEl = document.getElementById("notice");
   const noticeTitleEl = document.getElementById("notice-title");
   const noticeDetailEl = document.getElementById("notice-detail");
-  const playButton = document.getElementById("play");
-  const muteButton = document.getElementById("mute");
-  const fullscreenButton = document.getElementById("fullscreen");
-  const pipButton = document.getElementById("pip");
 
   const HLSJS_URL = "/static/vendor/hls.min.js";
   const MODE_NAMES = { webrtc: "WebRTC", mse: "MSE", ll: "LL-HLS", hls: "HLS" };
@@ -97,7 +93,7 @@
   let feedOpen = false;
   let feedRetryS = FEED_RETRY_MIN_S;
   let feedDecided = false; // the first state arrived, or the feed cannot tell
-  let firstStartTimer = null;
+  let controls = null; // controls.js
 
   function readOptions(location) {
     const match = location.pathname.match(/^(.*)\/watch\/([^/]+)\/?$/);
@@ -543,107 +539,46 @@
     return !streamStatus || streamStatus.audioOutput !== false;
   }
 
-  function updateControls() {
-    const paused = userPaused;
-    playButton.textContent = paused ? "Play" : "Pause";
-    playButton.title = paused ? "Play, back to live (k)" : "Pause (k)";
-    playButton.setAttribute("aria-label", playButton.textContent);
-    const audio = hasAudio();
-    muteButton.disabled = !audio;
-    muteButton.textContent = video.muted ? "Unmute" : "Mute";
-    muteButton.title = audio ? `${muteButton.textContent} (m)` : "this stream has no audio";
-    muteButton.setAttribute("aria-label", audio ? muteButton.textContent : "No audio");
-    fullscreenButton.hidden = !document.fullscreenEnabled;
-    const full = document.fullscreenElement === stageEl;
-    fullscreenButton.textContent = full ? "Exit full screen" : "Full screen";
-    const pip = document.pictureInPictureEnabled && !video.disablePictureInPicture;
-    pipButton.hidden = !pip;
-    pipButton.disabled = !playerOn;
-    pipButton.textContent =
-      document.pictureInPictureElement === video ? "Exit picture in picture" : "Picture in picture";
-  }
-
-  // Keep the picture on screen while paused: the player is torn down (no download, no buffer
-  // growing behind a live stream), so the last frame becomes the poster.
-  function freezeFrame() {
-    if (!video.videoWidth || !video.videoHeight) return;
-    const canvas = document.createElement("canvas");
-    canvas.width = video.videoWidth;
-    canvas.height = video.videoHeight;
-    try {
-      canvas.getContext("2d").drawImage(video, 0, 0);
-      video.poster = canvas.toDataURL("image/jpeg", 0.85);
-    } catch (err) {
-      recordError("pause", err.name, false);
-    }
-  }
-
+  // Pause tears the player down and keeps the last picture; play follows the camera again.
   function togglePause() {
+    userPaused = !userPaused;
     if (userPaused) {
-      userPaused = false;
-      hideNotice();
-      if (streamStatus) onStreamStatus(streamStatus);
-      else start();
-    } else {
-      userPaused = true;
-      if (document.pictureInPictureElement === video) {
-        document.exitPictureInPicture().catch(() => {});
+      try {
+        CamgateControls.freezeFrame(video);
+      } catch (err) {
+        recordError("pause", err.name, false);
       }
-      freezeFrame();
       stopPlayer();
       setState("paused");
+      return;
     }
-    updateControls();
+    hideNotice();
+    if (streamStatus) onStreamStatus(streamStatus);
+    else start();
   }
 
-  function toggleMute() {
-    if (!hasAudio()) return;
-    video.muted = !video.muted;
-    if (!video.muted && video.volume === 0) video.volume = 1;
-    updateControls();
-  }
-
-  function toggleFullscreen() {
-    const request = document.fullscreenElement
-      ? document.exitFullscreen()
-      : stageEl.requestFullscreen();
-    request.catch((err) => recordError("fullscreen", err.name, false));
-  }
-
-  function togglePip() {
-    if (!playerOn) return;
-    const request =
-      document.pictureInPictureElement === video
-        ? document.exitPictureInPicture()
-        : video.requestPictureInPicture();
-    request.catch((err) => recordError("pip", err.name, false)).then(updateControls);
-  }
-
-  const KEYS = { k: togglePause, " ": togglePause, m: toggleMute, f: toggleFullscreen, p: togglePip };
-
-  function onKey(event) {
-    if (event.ctrlKey || event.metaKey || event.altKey) return;
-    const target = event.target;
-    if (target && /^(INPUT|SELECT|TEXTAREA)$/.test(target.tagName)) return;
-    // Space and Enter on a focused button are that button's own click.
-    if (target && target.tagName === "BUTTON" && (event.key === " " || event.key === "Enter")) return;
-    const action = KEYS[event.key.length === 1 ? event.key.toLowerCase() : event.key];
-    if (!action) return;
-    event.preventDefault();
-    action();
+  function updateControls() {
+    if (controls) controls.update();
   }
 
   function wireControls() {
-    playButton.addEventListener("click", togglePause);
-    muteButton.addEventListener("click", toggleMute);
-    fullscreenButton.addEventListener("click", toggleFullscreen);
-    pipButton.addEventListener("click", togglePip);
-    document.addEventListener("keydown", onKey);
-    document.addEventListener("fullscreenchange", updateControls);
-    video.addEventListener("volumechange", updateControls);
-    video.addEventListener("enterpictureinpicture", updateControls);
-    video.addEventListener("leavepictureinpicture", updateControls);
-    updateControls();
+    controls = CamgateControls.attach(
+      {
+        video,
+        stage: stageEl,
+        play: document.getElementById("play"),
+        mute: document.getElementById("mute"),
+        fullscreen: document.getElementById("fullscreen"),
+        pip: document.getElementById("pip"),
+      },
+      {
+        togglePause,
+        paused: () => userPaused,
+        playing: () => playerOn,
+        hasAudio,
+        onError: (source, name) => recordError(source, name, false),
+      },
+    );
   }
 
   function onWaiting() {
@@ -738,8 +673,5 @@
   setState("connecting");
   openFeed();
   // The camera's state normally arrives within milliseconds; without it, play anyway.
-  firstStartTimer = setTimeout(() => {
-    firstStartTimer = null;
-    decideWithoutFeed();
-  }, FEED_WAIT_MS);
+  setTimeout(decideWithoutFeed, FEED_WAIT_MS);
 })();
