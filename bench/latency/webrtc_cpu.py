@@ -11,7 +11,8 @@ For each count the viewers are opened in parallel batches, then the bench waits 
 until every one is connected and has received pictures and the server counts them all; only
 then camgate's CPU time (user+system of its own process, FFmpeg excluded, from /proc) is read
 over --seconds, with the pictures each viewer received meanwhile as a check. --rounds repeats
-the whole series; the machine's load average is printed beside each figure.
+the whole series; the machine's load average is printed beside each figure. With --audio the
+camera sends AAC and every viewer takes audio too (Opus, transcoded once for all of them).
 Run with the project's venv:  .venv/bin/python bench/latency/webrtc_cpu.py --viewers 1,10,50
 """
 
@@ -77,9 +78,11 @@ def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-async def viewer(client: httpx.AsyncClient) -> RTCPeerConnection:
+async def viewer(client: httpx.AsyncClient, audio: bool) -> RTCPeerConnection:
     pc = RTCPeerConnection()
     pc.addTransceiver("video", direction="recvonly")
+    if audio:
+        pc.addTransceiver("audio", direction="recvonly")
     await pc.setLocalDescription(await pc.createOffer())
     reply = await client.post(
         f"/whep/{CAMERA_ID}",
@@ -91,11 +94,13 @@ async def viewer(client: httpx.AsyncClient) -> RTCPeerConnection:
     return pc
 
 
-async def open_viewers(client: httpx.AsyncClient, count: int) -> list[RTCPeerConnection]:
+async def open_viewers(
+    client: httpx.AsyncClient, count: int, audio: bool
+) -> list[RTCPeerConnection]:
     pcs: list[RTCPeerConnection] = []
     while len(pcs) < count:
         batch = min(OPEN_BATCH, count - len(pcs))
-        pcs += await asyncio.gather(*(viewer(client) for _ in range(batch)))
+        pcs += await asyncio.gather(*(viewer(client, audio) for _ in range(batch)))
     return pcs
 
 
@@ -128,12 +133,12 @@ async def sample(pid: int, seconds: float) -> float:
 
 
 async def measure(
-    server: CamgateServer, client: httpx.AsyncClient, count: int, seconds: float
+    server: CamgateServer, client: httpx.AsyncClient, count: int, seconds: float, audio: bool
 ) -> tuple[float, float, float]:
     """(camgate's share of a core, seconds to connect everyone, lowest pictures/s received)."""
     assert server.process is not None
     PICTURES.clear()
-    pcs = await open_viewers(client, count)
+    pcs = await open_viewers(client, count, audio)
     try:
         connect_s = await wait_connected(server, pcs)
         await asyncio.sleep(SETTLE_S)
@@ -148,7 +153,9 @@ async def measure(
         await asyncio.sleep(IDLE_S)
 
 
-async def run(server: CamgateServer, counts: list[int], seconds: float, rounds: int) -> None:
+async def run(
+    server: CamgateServer, counts: list[int], seconds: float, rounds: int, audio: bool
+) -> None:
     assert server.process is not None
     pid = server.process.pid
     per_viewer: dict[int, list[float]] = {count: [] for count in counts}
@@ -163,7 +170,7 @@ async def run(server: CamgateServer, counts: list[int], seconds: float, rounds: 
             blank = f"{'-':>19} {'-':>9} {'-':>7}"
             print(f"{round_:>5} {0:>7} {idle * 100:>14.1f} {blank}  {load_average()}")
             for count in counts:
-                busy, connect_s, min_fps = await measure(server, client, count, seconds)
+                busy, connect_s, min_fps = await measure(server, client, count, seconds, audio)
                 per = (busy - idle) / count * 100
                 per_viewer[count].append(per)
                 print(
@@ -184,10 +191,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--viewers", default="1,10", help="comma-separated viewer counts")
     parser.add_argument("--seconds", type=float, default=15.0, help="measured seconds per count")
     parser.add_argument("--rounds", type=int, default=1, help="times the whole series is run")
+    parser.add_argument("--audio", action="store_true", help="an AAC camera, viewers take audio")
     args = parser.parse_args(argv)
     counts = [int(v) for v in args.viewers.split(",") if v.strip()]
     with ExitStack() as stack, tempfile.TemporaryDirectory() as work:
-        camera = stack.enter_context(RtspCamera(timecode=True, gop_s=2.0, fps=CAMERA_FPS))
+        audio = "aac" if args.audio else "none"
+        camera = stack.enter_context(
+            RtspCamera(timecode=True, gop_s=2.0, fps=CAMERA_FPS, audio=audio)
+        )
         env = {
             "LOG_LEVEL": "warning",
             "WEBRTC_MAX_VIEWERS_PER_CAMERA": "1000",
@@ -197,7 +208,7 @@ def main(argv: list[str]) -> int:
         reply = server.service(cameraId=CAMERA_ID, rtspUrl=camera.url, action="start")
         reply.raise_for_status()
         server.wait_state(CAMERA_ID, {"running"}, 60)
-        asyncio.run(run(server, counts, args.seconds, args.rounds))
+        asyncio.run(run(server, counts, args.seconds, args.rounds, args.audio))
     return 0
 
 
