@@ -1,7 +1,8 @@
 """A viewer in headless Chromium watches a camera over WebRTC (WHEP) on camgate's player page.
 
 The page is ``/watch/<id>?mode=webrtc``: its video must move, Chromium's own WebRTC statistics
-must show H.264 pictures decoded, and the picture must be close behind the camera's timecode.
+must show H.264 pictures decoded and Opus audio received (the camera sends AAC), and the picture
+must be close behind the camera's timecode.
 A Chromium that may not use UDP (the policy a proxy-only network enforces) cannot connect over
 WebRTC: the page must fall back to MSE within a few seconds and say so. One camera and one server
 serve the module.
@@ -50,7 +51,7 @@ FALLBACK_MAX_S = 8.0  # the player gives WebRTC 4 s, then MSE starts from the la
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CamgateServer]:
     data_dir = tmp_path_factory.mktemp("webrtc-browser") / "data"
     with (
-        RtspCamera(port=free_port(), gop_s=2.0, timecode=True) as camera,
+        RtspCamera(port=free_port(), gop_s=2.0, timecode=True, audio="aac") as camera,
         CamgateServer(free_port(), data_dir) as server,
     ):
         reply = server.service(cameraId=CAMERA_ID, rtspUrl=camera.url, action="start")
@@ -88,6 +89,7 @@ async def test_chromium_plays_the_camera_over_webrtc_close_behind_live(
         assert report.player_stats["mode"] == "webrtc", report.player_stats
         webrtc = report.player_stats["webrtc"]
         assert webrtc["codec"] == "video/H264" and webrtc["framesDecoded"] > 50, webrtc
+        assert webrtc["audioCodec"] == "audio/opus" and webrtc["audioSamplesReceived"] > 0, webrtc
         assert "WebRTC" in await page.locator("#state").inner_text()
 
         latencies = await sample_latency(page, LATENCY_SAMPLE_S)
