@@ -9,6 +9,7 @@ dashboard keeps up by polling.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -249,6 +250,14 @@ async def test_an_h265_tile_says_it_does_not_play_here_and_converts_with_one_cli
             # Only running streams count as running; the one in backoff is said apart.
             await expect(page.locator("#summary")).to_have_text(
                 "1 of 16 streams running · 1 starting or reconnecting · 2 cameras"
+            )
+            # The form offers the same conversion and the three audio choices.
+            video_options = page.locator("#add-form [name=video] option")
+            await expect(video_options).to_have_text(
+                ["copy (no re-encoding)", re.compile(r"^Convert video to H\.264")]
+            )
+            await expect(page.locator("#add-form [name=audio] option")).to_have_text(
+                [re.compile(r"^copy AAC"), "convert to AAC", "none"]
             )
             tile = card("yard")
             guidance = page.locator(f"{tile} .cam-codec")
