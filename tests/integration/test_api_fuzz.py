@@ -71,7 +71,8 @@ def defuse(body: Any, harmless: bool) -> Any:
 
 def operations(server: CamgateServer) -> list[Any]:
     schema = schemathesis.openapi.from_url(f"{server.base_url}/openapi.json")
-    schema = schema.exclude(path="/api/events")  # an endless event stream, read elsewhere
+    # Endless event streams, read elsewhere.
+    schema = schema.exclude(path="/api/events").exclude(path="/watch/{camera_id}/events")
     return [result.ok() for result in schema.get_all_operations()]
 
 
