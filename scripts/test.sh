@@ -13,7 +13,10 @@ python3 -m venv .venv
 .venv/bin/ruff check camgate tests bench
 .venv/bin/mypy camgate
 set +e
-.venv/bin/pytest -p no:cacheprovider --durations=15 "$@"
+# Two workers, one test file each at a time: most tests wait on real time (camera frames, players),
+# so two run side by side on two cores; every test owns its ports (tests/support/ports.py splits
+# them between workers) and temp dirs. PYTEST_WORKERS=0 runs everything in this process.
+.venv/bin/pytest -p no:cacheprovider --durations=15 -n "${PYTEST_WORKERS:-2}" --dist loadfile "$@"
 status=$?
 set -e
 if [[ $status -eq 5 ]]; then

@@ -26,6 +26,7 @@ from camgate.api.outputs.snapshot import create_snapshot_router, snapshot_sink
 from camgate.api.outputs.whep import create_whep_router
 from camgate.camera_file import DeclaredCamera
 from camgate.config import Settings
+from camgate.loop_lag import LoopLagMonitor
 from camgate.manager import StreamManager
 from camgate.outputs.hls import HlsOutput, LiveHls
 from camgate.outputs.mse import MseSink
@@ -53,6 +54,8 @@ def create_app(
         manager = built.manager()
         registry = CollectorRegistry()
         registry.register(ops.StreamCollector(manager))
+        loop_lag = LoopLagMonitor(registry)
+        loop_lag.start()
         app.state.manager = manager
         app.state.relay = open_relay(settings, authorizer, manager)  # None on a single node
         app.state.metrics_registry = registry
@@ -76,6 +79,7 @@ def create_app(
             await manager.close()
             if app.state.relay is not None:
                 await app.state.relay.close()
+            await loop_lag.stop()
 
     authorizer = Authorizer.from_settings(settings)
     app = FastAPI(

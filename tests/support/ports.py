@@ -2,11 +2,15 @@
 
 The kernel picks a free port (bind to port 0); a `PortAllocator` also remembers what it handed
 out, so two servers in one test session never get the same port even if the first has not bound
-it yet. It never binds anything beyond the probe socket it closes at once.
+it yet. When the suite runs in several worker processes, each worker only takes its own share of
+the ports (by half the port number modulo the worker count: Linux hands out even ports for
+`bind(0)`), so two workers never race for one port.
+It never binds anything beyond the probe socket it closes at once.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -19,21 +23,31 @@ _MAX_ATTEMPTS = 200
 class PortAllocator:
     """Hands out kernel-chosen free ports, each at most once."""
 
-    def __init__(self) -> None:
+    def __init__(self, share: tuple[int, int] = (0, 1)) -> None:
         self._handed_out: set[int] = set()
         self._lock = threading.Lock()
+        self._index, self._count = share
 
     def allocate(self) -> int:
         with self._lock:
-            for _ in range(_MAX_ATTEMPTS):
+            for _ in range(_MAX_ATTEMPTS * self._count):
                 port = _kernel_free_port()
-                if port not in self._handed_out:
+                if (port // 2) % self._count == self._index and port not in self._handed_out:
                     self._handed_out.add(port)
                     return port
         raise RuntimeError(f"no unused free port after {_MAX_ATTEMPTS} attempts")
 
 
-_session_allocator = PortAllocator()
+def _worker_share() -> tuple[int, int]:
+    """(index, count) of this test worker process; (0, 1) when the suite runs in one process."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if not worker.startswith("gw") or count < 2:
+        return 0, 1
+    return int(worker[2:]) % count, count
+
+
+_session_allocator = PortAllocator(_worker_share())
 
 
 def free_port() -> int:
