@@ -20,6 +20,7 @@ request another node relayed is never relayed again. On a single node this does 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from fastapi import Request, Response, WebSocket
@@ -86,13 +87,13 @@ def owner_url(connection: HTTPConnection, camera_id: str) -> str | None:
     return manager.placement.remote_owner(camera_id)
 
 
-def must_relay(request: Request) -> bool:
-    """True when this request cannot (or must not) follow a redirect to the owner."""
-    settings: Settings = request.app.state.settings
-    if settings.cluster_playback == "proxy" or "authorization" in request.headers:
+def must_relay(playback: str, headers: Mapping[str, str]) -> bool:
+    """True when a request (its lower-case `headers`) cannot or must not follow a redirect to
+    the owner, in playback mode `playback` (CAMGATE_CLUSTER_PLAYBACK)."""
+    if playback == "proxy" or "authorization" in headers:
         return True
-    page_script = request.headers.get("sec-fetch-mode", "navigate") != "navigate"
-    return page_script and request.headers.get("sec-fetch-site") == "same-origin"
+    page_script = headers.get("sec-fetch-mode", "navigate") != "navigate"
+    return page_script and headers.get("sec-fetch-site") == "same-origin"
 
 
 async def elsewhere(request: Request, camera_id: str) -> Response | None:
@@ -100,7 +101,8 @@ async def elsewhere(request: Request, camera_id: str) -> Response | None:
     base = owner_url(request, camera_id)
     if base is None:
         return None
-    if must_relay(request):
+    settings: Settings = request.app.state.settings
+    if must_relay(settings.cluster_playback, request.headers):
         return await _relay(request).http(request, base, camera_id)
     target = base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse(target, status_code=307)

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Mapping
 
 import httpx
 from fastapi import Request, Response, WebSocket
@@ -77,6 +78,14 @@ def owner_query(
     return (f"{query}&{minted}" if query else minted), minted
 
 
+def relay_headers(method: str, headers: Mapping[str, str]) -> dict[str, str]:
+    """What of a client's (lower-case) headers goes to the owner: never a credential."""
+    kept = {name: headers[name] for name in REQUEST_HEADERS if name in headers}
+    if method in SAFE_METHODS and "origin" in headers:
+        kept["origin"] = headers["origin"]
+    return kept | {RELAYED_HEADER: "1"}
+
+
 def without(text: str, minted: str) -> str:
     """`text` (a playlist, a Location) with the query this node added taken out again."""
     if not minted:
@@ -106,10 +115,7 @@ class OwnerRelay:
     async def http(self, request: Request, base: str, camera_id: str) -> Response:
         """The owner's answer to `request`, as the client would have had it from the owner."""
         query, minted = owner_query(request, self.signer, camera_id)
-        headers = {k: v for k, v in request.headers.items() if k in REQUEST_HEADERS}
-        if request.method in SAFE_METHODS and "origin" in request.headers:
-            headers["origin"] = request.headers["origin"]
-        headers[RELAYED_HEADER] = "1"
+        headers = relay_headers(request.method, request.headers)
         body = None if request.method in SAFE_METHODS else await request.body()
         try:
             reply = await self.client.request(

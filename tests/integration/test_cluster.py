@@ -12,6 +12,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -22,13 +23,14 @@ from tests.support.fleet import (
     fresh_database,
     node_env,
     runners,
+    start_nodes,
+    stop_nodes,
 )
+from tests.support.ports import free_port
 from tests.support.postgres import PostgresServer
 from tests.support.server import CamgateServer, wait_for
 
 pytestmark = pytest.mark.integration
-
-MakeServer = Callable[..., CamgateServer]
 
 TTL_S = 3.0
 HEARTBEAT_S = 0.5
@@ -44,15 +46,28 @@ def postgres() -> Iterator[PostgresServer]:
         yield server
 
 
-def start_fleet(
-    make_server: MakeServer, postgres: PostgresServer, count: int = 3, **extra: str
-) -> list[CamgateServer]:
+StartFleet = Callable[..., list[CamgateServer]]
+
+
+@pytest.fixture
+def start_fleet(tmp_path: Path, postgres: PostgresServer) -> Iterator[StartFleet]:
+    """`start_fleet(count, **env)`: that many nodes on a fresh database, started together and
+    all joined; `start_fleet(names=[...])` adds nodes to the same fleet. All stopped at the end."""
     url = fresh_database(postgres)
-    nodes = [
-        make_server(**node_env(url, f"node{i}", TTL_S, HEARTBEAT_S), **extra) for i in range(count)
-    ]
-    wait_for(lambda: len(fleet_of(nodes[0])["nodes"]) == count, 10, "every node to join")
-    return nodes
+    started: list[CamgateServer] = []
+
+    def start(count: int = 0, names: list[str] | None = None, **extra: str) -> list[CamgateServer]:
+        names = names or [f"node{i}" for i in range(count)]
+        env = {name: node_env(url, name, TTL_S, HEARTBEAT_S) | extra for name in names}
+        nodes = [CamgateServer(free_port(), tmp_path / name, env[name]) for name in names]
+        started.extend(nodes)
+        start_nodes(nodes)
+        live = sum(node.process is not None and node.process.poll() is None for node in started)
+        wait_for(lambda: len(fleet_of(nodes[0])["nodes"]) == live, 10, "every node to join")
+        return nodes
+
+    yield start
+    stop_nodes(started)
 
 
 def fleet_of(node: CamgateServer) -> dict:  # type: ignore[type-arg]
@@ -73,9 +88,9 @@ def settled(nodes: list[CamgateServer], ids: list[str] = CAMERAS) -> dict[str, l
 
 
 def test_every_camera_runs_once_a_killed_nodes_cameras_move_and_a_new_node_gets_a_share(
-    make_server: MakeServer, postgres: PostgresServer, camera: RtspCamera
+    start_fleet: StartFleet, camera: RtspCamera
 ) -> None:
-    nodes = start_fleet(make_server, postgres, **REBALANCE)
+    nodes = start_fleet(3, **REBALANCE)
     add_cameras(nodes[0], camera, CAMERAS)
     running = wait_for(lambda: settled(nodes), START_S + 2 * TTL_S, "each camera to run once")
     per_node = [sum(1 for where in running.values() if where == [i]) for i in range(3)]
@@ -113,8 +128,7 @@ def test_every_camera_runs_once_a_killed_nodes_cameras_move_and_a_new_node_gets_
     assert all(after[c][0] in (0, 1) for c in moved)
 
     # A new node joins: the two busy nodes hand it a camera each per interval, none runs twice.
-    url = nodes[0].env["CAMGATE_DATABASE_URL"]
-    nodes[victim] = make_server(**node_env(url, "node3", TTL_S, HEARTBEAT_S), **REBALANCE)
+    nodes[victim] = start_fleet(names=["node3"], **REBALANCE)[0]
     handed_over, duplicate_samples = rebalanced(nodes, joined=victim)
     assert duplicate_samples == 0
     assert {node: len(times) for node, times in handed_over.items()} == {0: 2, 1: 2}  # 4/4/4
@@ -146,9 +160,9 @@ def rebalanced(nodes: list[CamgateServer], joined: int) -> tuple[dict[int, list[
 
 
 def test_a_paused_node_stops_its_streams_and_does_not_fight_for_them(
-    make_server: MakeServer, postgres: PostgresServer, camera: RtspCamera
+    start_fleet: StartFleet, camera: RtspCamera
 ) -> None:
-    nodes = start_fleet(make_server, postgres, CAMGATE_REBALANCE_MOVES="0")
+    nodes = start_fleet(3, CAMGATE_REBALANCE_MOVES="0")
     ids = CAMERAS[:6]  # two a node: what the paused node does with its own is the story
     add_cameras(nodes[0], camera, ids)
     wait_for(lambda: settled(nodes, ids), START_S + 2 * TTL_S, "each camera to run once")
@@ -186,9 +200,9 @@ def listed_streams(node: CamgateServer) -> list[dict]:  # type: ignore[type-arg]
 
 
 def test_a_database_restart_loses_no_stream_and_readyz_tells_while_it_is_down(
-    make_server: MakeServer, postgres: PostgresServer, camera: RtspCamera
+    start_fleet: StartFleet, postgres: PostgresServer, camera: RtspCamera
 ) -> None:
-    nodes = start_fleet(make_server, postgres, count=2)
+    nodes = start_fleet(2)
     ids = CAMERAS[:4]
     add_cameras(nodes[0], camera, ids)
     wait_for(lambda: each_runs_once(runners(nodes, ids)), START_S + 2 * TTL_S, "cameras to run")

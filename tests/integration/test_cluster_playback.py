@@ -11,7 +11,6 @@ import asyncio
 import json
 import re
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -21,8 +20,16 @@ from aiortc import RTCPeerConnection
 from websockets.asyncio.client import connect
 
 from camgate.fmp4 import Fmp4Reader, Fragment, InitSegment
+from tests.support.browser import launch_chromium, watch
 from tests.support.camera import RtspCamera
-from tests.support.fleet import VIEWER_SECRET, fresh_database, node_env, runners
+from tests.support.fleet import (
+    VIEWER_SECRET,
+    fresh_database,
+    node_env,
+    runners,
+    start_nodes,
+    stop_nodes,
+)
 from tests.support.ports import free_port
 from tests.support.postgres import PostgresServer
 from tests.support.server import CamgateServer, wait_for
@@ -36,6 +43,7 @@ TTL_S = 3.0
 HEARTBEAT_S = 0.5
 START_S = 20.0  # FFmpeg connects to the test camera and writes its first parts (2 shared cores)
 MESSAGE_TIMEOUT_S = 10.0
+PLAY_S = 1.0  # how long a browser test watches
 PART_URI = re.compile(r'#EXT-X-PART:[^\n]*URI="([^"]+)"')
 HINT_URI = re.compile(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="([^"]+)"')
 
@@ -64,16 +72,13 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             reply = nodes[0].client.put(f"/api/cameras/{CAMERA}", json={"rtspUrl": camera.url})
             assert reply.status_code == 200, reply.text
             wait_for(lambda: owner_of(nodes[0]) == "node-a", 10, "A to claim the camera")
-            with ThreadPoolExecutor(2) as pool:
-                list(pool.map(CamgateServer.start, nodes[1:]))
+            start_nodes(nodes[1:])
             for node in nodes:
                 wait_for(lambda n=node: owner_of(n) == "node-a", 10, "every node to know the owner")
             wait_for(lambda: nodes[0].client.get(playlist()).status_code == 200, START_S, "HLS")
             yield Fleet(*nodes)
         finally:
-            for node in nodes:
-                node.stop()
-                node.client.close()
+            stop_nodes(nodes)
 
 
 def fleet_node(root: Path, database_url: str, name: str, playback: str) -> CamgateServer:
@@ -231,3 +236,29 @@ def test_no_node_logs_a_token_the_secret_or_a_signature(fleet: Fleet) -> None:
         for secret in (ADMIN, VIEWER, VIEWER_SECRET):
             assert secret not in log, f"{secret[:8]}... in {node.base_url}'s log"
         assert not re.search(r"sig=(?!\*\*\*)", log), f"a signature in {node.base_url}'s log"
+
+
+@pytest.mark.browser
+async def test_a_browser_plays_the_player_page_of_a_node_that_does_not_run_the_camera(
+    fleet: Fleet,
+) -> None:
+    query = signed_query(fleet.owner)
+    async with launch_chromium() as chromium:
+        # Signed in with a token (kept for this node's origin only): even in redirect mode the
+        # page stays where it was opened, and its MSE WebSocket is relayed to the owner.
+        context = await chromium.new_context()
+        await context.add_init_script(f"localStorage.setItem('camgate.apiToken', '{VIEWER}')")
+        page = await context.new_page()
+        report = await watch(page, f"{fleet.redirect.base_url}/watch/{CAMERA}", PLAY_S)
+        assert report.started, report.errors
+        assert page.url == f"{fleet.redirect.base_url}/watch/{CAMERA}"
+        assert report.player_stats["mode"] == "mse" and report.advanced_s > PLAY_S / 2
+        await context.close()
+        # A signed link opened on the redirect node: the page moves to the owner, plays there.
+        context = await chromium.new_context()
+        page = await context.new_page()
+        report = await watch(page, f"{fleet.redirect.base_url}/watch/{CAMERA}?{query}", PLAY_S)
+        assert report.started, report.errors
+        assert page.url.startswith(f"{fleet.owner.base_url}/watch/{CAMERA}?")
+        await context.close()
+    assert runners(fleet.nodes, [CAMERA]) == {CAMERA: [0]}
