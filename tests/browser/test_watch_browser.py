@@ -31,7 +31,7 @@ LOCKED_ID = "locked"
 RUNNING_DEADLINE_S = 40.0
 DEADLINE_MS = 30_000
 # The camera is back in a few seconds (RESTART_DELAY_MAX); the page then plays within this.
-REPLAY_AFTER_RUNNING_MS = 5_000
+REPLAY_AFTER_RUNNING_MS = 10_000
 SERVER_ENV = {"RESTART_DELAY_MIN": "0.5", "RESTART_DELAY_MAX": "2", "STALL_TIMEOUT": "5"}
 PLAYING_JS = """() => {
   const v = document.getElementById("video");
@@ -47,6 +47,7 @@ LISTEN_JS = """() => {
   context.createMediaElementSource(video).connect(analyser);
   analyser.connect(context.destination);
   const samples = new Float32Array(analyser.fftSize);
+  window.listening = () => context.currentTime;
   window.soundLevel = () => {
     analyser.getFloatTimeDomainData(samples);
     return Math.sqrt(samples.reduce((sum, x) => sum + x * x, 0) / samples.length);
@@ -54,6 +55,10 @@ LISTEN_JS = """() => {
   return context.resume();
 }"""
 SILENCE_RMS = 0.001
+# Muted: sound was decoded and went through the analyser for this long, and none came out.
+HEARD_FOR_S = 0.5
+AUDIO_FLOWS_JS = f"""() => window.listening() > {HEARD_FOR_S}
+  && document.getElementById("video").webkitAudioDecodedByteCount > 0"""
 TONE_RMS = 0.01
 
 
@@ -115,6 +120,7 @@ async def test_the_player_unmutes_g711_audio_pauses_goes_full_screen_and_picture
     await expect(mute).to_be_enabled()
     await expect(mute).to_have_text("Unmute")
     assert await page.evaluate("() => document.getElementById('video').muted")
+    await page.wait_for_function(AUDIO_FLOWS_JS, timeout=DEADLINE_MS, polling=100)
     silent = await page.evaluate("() => window.soundLevel()")
 
     # Unmute with the keyboard: the camera's 440 Hz tone reaches the speakers.
