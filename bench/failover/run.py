@@ -5,7 +5,8 @@ Starts a throw-away PostgreSQL server, one test camera, and N camgate nodes shar
 exactly once, the node holding the most cameras is killed with SIGKILL. Then, every 100 ms,
 it samples which node's FFmpeg pulls which camera (a sample where one camera has two is a
 duplicate) and asks a surviving node for each moved camera's playlist, following the redirect
-to its new owner. Prints the median and max of kill -> playable, and the duplicate samples.
+to its new owner (with --playback proxy the surviving node relays the request instead). Prints
+the median and max of kill -> playable, and the duplicate samples.
 
     .venv/bin/python bench/failover/run.py --nodes 3 --cameras 32 --runs 3
 """
@@ -57,7 +58,10 @@ def one_run(args: argparse.Namespace, pg: PostgresServer, root: Path) -> tuple[l
         try:
             for index in range(args.nodes):
                 env = node_env(url, f"node{index}", args.ttl, args.heartbeat)
-                env |= {"MAX_CONCURRENT_STREAMS": str(args.cameras * args.nodes)}
+                env |= {
+                    "MAX_CONCURRENT_STREAMS": str(args.cameras * args.nodes),
+                    "CAMGATE_CLUSTER_PLAYBACK": args.playback,
+                }
                 node = CamgateServer(free_port(), root / f"run{time.monotonic_ns()}-{index}", env)
                 nodes.append(node.start())
             wait_for(
@@ -122,6 +126,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--ttl", type=float, default=10.0, help="CAMGATE_LEASE_TTL")
     parser.add_argument("--heartbeat", type=float, default=2.0, help="CAMGATE_HEARTBEAT")
+    parser.add_argument(
+        "--playback",
+        choices=("redirect", "proxy"),
+        default="redirect",
+        help="CAMGATE_CLUSTER_PLAYBACK: the surviving node redirects the player or relays it",
+    )
     args = parser.parse_args()
     args.cameras *= args.nodes
     times: list[float] = []

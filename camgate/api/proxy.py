@@ -40,6 +40,7 @@ QUIET_LOGGERS = ("httpx", "httpcore", "websockets")
 
 SIGNATURE_TTL_S = 60  # the owner checks it once, when the request arrives
 CONNECT_TIMEOUT_S = 3.0
+KEPT_ALIVE = 64  # idle connections kept to the other nodes (LL-HLS asks several times a second)
 REPLY_MARGIN_S = 5.0  # beyond an on-demand start and a blocking reload's own waits
 # Sent on: what the owner needs to answer; Origin only where the owner applies CORS to it (a
 # WebSocket or a WHEP POST from this node's page would look cross-site to the owner).
@@ -103,6 +104,10 @@ class OwnerRelay:
         reply_s = settings.on_demand_start_timeout_s + settings.hls_block_timeout_s
         self.client = httpx.AsyncClient(
             timeout=httpx.Timeout(reply_s + REPLY_MARGIN_S, connect=CONNECT_TIMEOUT_S),
+            # Each relayed request holds one of this node's own connections (MAX_CONNECTIONS).
+            limits=httpx.Limits(
+                max_connections=settings.max_connections, max_keepalive_connections=KEPT_ALIVE
+            ),
             follow_redirects=True,  # the camera moved again meanwhile: the query goes along
             max_redirects=2,
             trust_env=False,  # nodes talk to each other directly, never through a proxy
