@@ -87,15 +87,19 @@
 
     async function negotiate() {
       onState("connecting");
-      await pc.setLocalDescription(await pc.createOffer());
+      const offer = await pc.createOffer();
       if (closed) return;
+      // The offer goes out while the browser applies it: it is complete as created (ICE
+      // credentials, DTLS fingerprint), and applying it takes tens of milliseconds.
+      const applied = pc.setLocalDescription(offer);
       const headers = Object.assign({ "Content-Type": "application/sdp" }, opts.headers || {});
       const response = await fetch(url, {
         method: "POST",
         headers,
-        body: pc.localDescription.sdp,
+        body: offer.sdp,
         cache: "no-store",
       });
+      await applied;
       if ([401, 403, 404].includes(response.status)) {
         close();
         onAuthError(response.status);
