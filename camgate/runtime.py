@@ -7,6 +7,7 @@ embedders do) both build the app from it, so they cannot drift apart.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 
 from camgate.camera_file import DeclaredCamera, load_camera_file
@@ -22,6 +23,9 @@ from camgate.outputs.webrtc import WebRtcOutput
 from camgate.store import SqliteStore, Store
 
 DATABASE_FILE = "camgate.db"
+# What a node of a fleet needs beyond a single node: the database driver, and the clients that
+# relay playback to the node running a camera (camgate.api.proxy).
+CLUSTER_MODULES = ("psycopg", "httpx", "websockets")
 
 
 def default_outputs(settings: Settings) -> tuple[OutputFactory, ...]:
@@ -70,6 +74,11 @@ def open_cluster(settings: Settings) -> tuple[Store, Placement]:
         raise InvalidInput(
             "CAMGATE_DATABASE_URL needs CAMGATE_VIEWER_SECRET, the same on every node, so that "
             "a viewer URL signed by one node plays on the node that runs the camera"
+        )
+    missing = [name for name in CLUSTER_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise InvalidInput(
+            f"CAMGATE_DATABASE_URL needs {', '.join(missing)}: pip install 'camgate[cluster]'"
         )
     # Imported here: a single node needs neither PostgreSQL nor its driver.
     from camgate.cluster.node import ClusterNode
