@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from camgate.camera_file import load_camera_file, load_settings_with_file, read_camera_file
-from camgate.cli import main
+from camgate.cli import _parser, _settings_from, main
 from camgate.errors import InvalidInput
 
 
@@ -223,3 +223,15 @@ def test_config_check_validates_and_lists_the_settings(
     assert main(["config", "check", str(bad)]) == 2
     err = capsys.readouterr().err
     assert f"{bad}:2: settings.LOG_FILE_BACKUPS: Input should be a valid integer" in err
+
+
+def test_camgate_serve_and_probe_read_the_settings_of_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, SETTINGS_FILE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CAMGATE_CONFIG", str(path))
+    monkeypatch.delenv("MAX_CONCURRENT_STREAMS", raising=False)
+    args = _parser().parse_args(["serve", "--port", "9123"])
+    settings = _settings_from(args)
+    assert settings.max_concurrent_streams == 4 and settings.port == 9123
