@@ -164,6 +164,14 @@ class Settings(BaseSettings):
     def _resolution(cls, value: str | None) -> str | None:
         return None if value is None else check_resolution(value)
 
+    @field_validator("advertise_url")
+    @classmethod
+    def _advertise_url(cls, value: str) -> str:
+        # Redirects and relays append a request's path and query to it.
+        if value and not re.fullmatch(r"https?://[^/\s?#@]+(/[^\s?#]*)?", value):
+            raise ValueError("must be http:// or https://, a host and an optional path")
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _normalise_level(cls, value: Any) -> Any:
