@@ -35,8 +35,6 @@ if TYPE_CHECKING:
     from camgate.api.proxy import OwnerRelay
 
 RELAYED_HEADER = "x-camgate-relayed"  # on a request one node relays to another
-
-
 WATCH_ROUTE = "/watch/{camera_id}"
 # The routes whose answer comes from the camera's stream (its media), by route path. Others,
 # such as the player page's state feed, are answered by any node from the fleet's status.
@@ -79,8 +77,9 @@ async def answer_elsewhere(_request: Request, error: Exception) -> Response:
 
 
 def owner_url(connection: HTTPConnection, camera_id: str) -> str | None:
-    """The base URL of the node that runs `camera_id`, when that is not this node (and the
-    request was not relayed here by another node, which would then wait for this one)."""
+    """The base URL of the node that runs `camera_id`, when that is not this node. None too for
+    a request another node relayed here: relaying it on could bounce it between two nodes
+    whose views of the fleet differ for a moment; this node answers it itself."""
     manager: StreamManager | None = getattr(connection.app.state, "manager", None)
     if manager is None or manager.placement is None or RELAYED_HEADER in connection.headers:
         return None
