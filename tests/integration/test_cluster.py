@@ -132,8 +132,10 @@ def test_every_camera_runs_once_a_killed_nodes_cameras_move_and_a_new_node_gets_
     handed_over, duplicate_samples = rebalanced(nodes, joined=victim)
     assert duplicate_samples == 0
     assert {node: len(times) for node, times in handed_over.items()} == {0: 2, 1: 2}  # 4/4/4
+    # Each node's two hand-overs are an interval apart (without the budget they would follow
+    # each other within a heartbeat); the slack: one FFmpeg may take longer to stop than the other.
     for times in handed_over.values():
-        assert all(b - a >= REBALANCE_S - 0.6 for a, b in itertools.pairwise(times)), times
+        assert all(b - a >= REBALANCE_S - 1.0 for a, b in itertools.pairwise(times)), times
 
 
 def rebalanced(nodes: list[CamgateServer], joined: int) -> tuple[dict[int, list[float]], int]:
