@@ -12,6 +12,9 @@ viewer fetched (sampled every 100 ms; "behind > 1" counts samples more than one 
 requests per second; camgate's CPU (the server process; its FFmpeg child apart) and the CPU
 per viewer above the idle phase; and the load generator's own CPU, since both share the cores.
 
+With ``--proxy nginx`` the viewers go through nginx configured as in docs/llhls.md (media
+cached, playlists passed through with their blocking waits), and nginx's CPU is reported too.
+
 The viewers speak plain HTTP/1.1 over asyncio streams (uvloop when installed): a general
 client library costs several times more CPU per request, and the generator shares the machine
 with the server it measures. Everything listens on 127.0.0.1 and is stopped on exit.
@@ -25,10 +28,14 @@ import asyncio
 import contextlib
 import os
 import re
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +53,78 @@ TARGET_SLACK_S = 0.1  # the target: a blocking answer within part duration + 100
 SAMPLE_S = 0.1
 RAMP_S = 1.0  # viewers connect spread over this long
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+NGINX_CONF = """
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+worker_processes 1;
+user root;  # only read as root: lets the worker write the cache in the bench's private directory
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    proxy_temp_path {dir}/temp;
+    proxy_cache_path {dir}/cache keys_zone=camgate:10m max_size=256m inactive=2m;
+    upstream camgate {{ server 127.0.0.1:{upstream}; keepalive 64; }}
+    server {{
+        listen 127.0.0.1:{port};
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $host;
+        location ~ ^/hls/[^/]+/[0-9a-f]+/(init|seg|part)-[0-9]+\\.(mp4|m4s)$ {{
+            proxy_pass http://camgate;
+            proxy_cache camgate;
+            proxy_cache_lock on;
+            proxy_cache_lock_timeout 10s;
+        }}
+        location ~ ^/hls/[^/]+/index\\.m3u8$ {{
+            proxy_pass http://camgate;
+            proxy_buffering off;
+            proxy_read_timeout 30s;
+        }}
+        location / {{ proxy_pass http://camgate; }}
+    }}
+}}
+"""
+
+
+class Nginx:
+    """nginx in front of camgate, configured as docs/llhls.md shows; stopped by its pid."""
+
+    def __init__(self, work_dir: Path, upstream_port: int) -> None:
+        self.dir = work_dir / "nginx"
+        self.port = free_port()
+        (self.dir / "temp").mkdir(parents=True)
+        conf = self.dir / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(dir=self.dir, upstream=upstream_port, port=self.port))
+        binary = shutil.which("nginx") or "/usr/sbin/nginx"
+        self.process = subprocess.Popen(
+            [binary, "-c", str(conf), "-p", str(self.dir), "-g", "daemon off;"],
+            start_new_session=True,
+        )
+
+    def pids(self) -> list[int]:
+        children = [
+            int(entry.name)
+            for entry in Path("/proc").iterdir()
+            if entry.name.isdigit() and self._parent(entry) == self.process.pid
+        ]
+        return [self.process.pid, *children]
+
+    @staticmethod
+    def _parent(entry: Path) -> int | None:
+        try:
+            return int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError):
+            return None
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGQUIT)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+
 PART_RE = re.compile(r'#EXT-X-PART:DURATION=[\d.]+,URI="([^"]*?part-(\d+)\.m4s[^"]*)"')
 PART_TARGET_RE = re.compile(r"#EXT-X-PART-INF:PART-TARGET=([\d.]+)")
 
@@ -110,6 +189,8 @@ class Phase:
     behind_samples: list[int] = field(default_factory=list)
     server_cpu_s: float = 0.0
     ffmpeg_cpu_s: float = 0.0
+    proxy_cpu_s: float = 0.0
+    error_samples: list[str] = field(default_factory=list)
     generator_cpu_s: float = 0.0
     seconds: float = 0.0
     part_target_s: float = 0.0
@@ -140,11 +221,13 @@ async def viewer(port: int, phase: Phase, newest: list[int], slot: int, delay_s:
             for index, uri in view.parts:
                 if index <= last:
                     continue
-                status, _ = await connection.get(BASE + uri)
+                status, body = await connection.get(BASE + uri)
                 if phase.measuring:
                     phase.requests += 1
                     phase.parts_fetched += status == 200
                     phase.errors += status != 200
+                if status != 200 and len(phase.error_samples) < 3:
+                    phase.error_samples.append(f"{status} {uri}: {body[:120]!r}")
                 last = index
                 newest[slot] = last
     except (OSError, asyncio.IncompleteReadError, ValueError, StopIteration):
@@ -166,14 +249,28 @@ async def sample_lag(phase: Phase, newest: list[int]) -> None:
             phase.behind_samples += [edge - own for own in newest if own >= 0]
 
 
+def cpu_of(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            total += cpu_s(pid)
+    return total
+
+
 async def run_phase(
-    server: CamgateServer, count: int, warmup_s: float, seconds: float, part_target_s: float
+    server: CamgateServer,
+    count: int,
+    warmup_s: float,
+    seconds: float,
+    part_target_s: float,
+    proxy: Nginx | None = None,
 ) -> Phase:
     assert server.process is not None
     phase = Phase(count, part_target_s=part_target_s)
     newest = [-1] * count
+    port = proxy.port if proxy is not None else server.port
     tasks = [
-        asyncio.create_task(viewer(server.port, phase, newest, n, RAMP_S * n / max(count, 1)))
+        asyncio.create_task(viewer(port, phase, newest, n, RAMP_S * n / max(count, 1)))
         for n in range(count)
     ]
     sampler = asyncio.create_task(sample_lag(phase, newest))
@@ -182,6 +279,8 @@ async def run_phase(
         ffmpeg = ffmpeg_pids(server.process.pid, CAMERA_ID)
         server_before = cpu_s(server.process.pid)
         ffmpeg_before = cpu_s(ffmpeg[0]) if ffmpeg else 0.0
+        proxy_pids = proxy.pids() if proxy is not None else []
+        proxy_before = cpu_of(proxy_pids)
         own_before, started = time.process_time(), time.monotonic()
         phase.measuring = True
         await asyncio.sleep(seconds)
@@ -190,6 +289,7 @@ async def run_phase(
         phase.generator_cpu_s = time.process_time() - own_before
         phase.server_cpu_s = cpu_s(server.process.pid) - server_before
         phase.ffmpeg_cpu_s = (cpu_s(ffmpeg[0]) - ffmpeg_before) if ffmpeg else 0.0
+        phase.proxy_cpu_s = cpu_of(proxy_pids) - proxy_before
     finally:
         for task in [*tasks, sampler]:
             task.cancel()
@@ -212,7 +312,7 @@ def print_results(phases: list[Phase]) -> None:
     print(
         f"{'viewers':>7} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'behind>1':>8} "
         f"{'max beh':>7} {'errors':>6} {'camgate %':>9} {'per viewer %':>12} {'ffmpeg %':>8} "
-        f"{'generator %':>11}"
+        f"{'generator %':>11} {'nginx %':>7}"
     )
     for p in phases:
         camgate_pct = 100 * p.server_cpu_s / p.seconds
@@ -233,7 +333,8 @@ def print_results(phases: list[Phase]) -> None:
         print(
             f"{p.viewers:>7} {p.requests / p.seconds:>7.0f} {timing} {late} "
             f"{max(behind, default=0):>7} {p.errors:>6} {camgate_pct:>9.1f} {per_viewer} "
-            f"{100 * p.ffmpeg_cpu_s / p.seconds:>8.1f} {100 * p.generator_cpu_s / p.seconds:>11.1f}"
+            f"{100 * p.ffmpeg_cpu_s / p.seconds:>8.1f} "
+            f"{100 * p.generator_cpu_s / p.seconds:>11.1f} {100 * p.proxy_cpu_s / p.seconds:>7.1f}"
         )
 
 
@@ -256,12 +357,28 @@ def start(stack: ExitStack, work_dir: Path, env: dict[str, str]) -> tuple[Camgat
     return server, float(found.group(1)) if found else 0.2
 
 
-async def run_all(server: CamgateServer, args: argparse.Namespace, part_target_s: float) -> None:
+async def run_all(
+    server: CamgateServer, args: argparse.Namespace, part_target_s: float, proxy: Nginx | None
+) -> None:
     phases = []
     for count in args.viewers:
         print(f"phase: {count} viewers ...", flush=True)
-        phases.append(await run_phase(server, count, args.warmup, args.seconds, part_target_s))
+        phases.append(
+            await run_phase(server, count, args.warmup, args.seconds, part_target_s, proxy)
+        )
     print_results(phases)
+    for phase in phases:
+        for sample in phase.error_samples:
+            print(f"  {phase.viewers} viewers, e.g.: {sample}")
+
+
+def playlist_answers(port: int) -> Callable[[], bool]:
+    def answered() -> bool:
+        with contextlib.suppress(OSError):
+            return asyncio.run(HttpConnection(port).get(PLAYLIST))[0] == 200
+        return False
+
+    return answered
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -272,6 +389,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--env", action="append", default=[], help="extra camgate setting NAME=VALUE"
     )
+    parser.add_argument("--proxy", choices=["none", "nginx"], default="none")
     args = parser.parse_args(argv)
     args.viewers = [int(v) for v in args.viewers.split(",") if v.strip()]
     if not args.viewers or min(args.viewers) < 0 or args.seconds <= 0:
@@ -291,7 +409,14 @@ def main(argv: list[str]) -> int:
             work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fanout-")))
             print(f"machine: {os.cpu_count()} cores; load {os.getloadavg()}", flush=True)
             server, part_target_s = start(stack, work_dir, env)
-            asyncio.run(run_all(server, args, part_target_s))
+            proxy = None
+            if args.proxy == "nginx":
+                proxy = Nginx(work_dir, server.port)
+                stack.callback(proxy.stop)
+                via = playlist_answers(proxy.port)
+                wait_for(via, 20, "nginx to answer")
+            print(f"viewers connect to {'nginx' if proxy else 'camgate'}", flush=True)
+            asyncio.run(run_all(server, args, part_target_s, proxy))
             print(f"load after: {os.getloadavg()}")
     except KeyboardInterrupt:
         print("interrupted; everything started was stopped", file=sys.stderr)

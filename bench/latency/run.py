@@ -7,6 +7,8 @@ Variants (one camera with a 2 s GOP and a timecode feeds all of them):
   c  the seed's pipeline      libx264 ultrafast/zerolatency, 4 s MPEG-TS segments, 6 listed,
                               served by a local static server, hls.js defaults
   w  camgate WebRTC           /watch/<id>?mode=webrtc   WHEP, the camera's H.264 repacketized
+  l  camgate LL-HLS, bare     a page with nothing but hls.js (lowLatencyMode, its defaults) and
+                              the playlist: the player camgate's /watch must not be slower than
 
 Each variant is watched for --warmup seconds, then latency (time shown minus time written into
 the frame) is sampled on every presented frame for --seconds. Time to first frame is from the
@@ -53,7 +55,21 @@ VARIANTS = {
     "b": "camgate HLS (ll=0)",
     "c": "seed 4 s MPEG-TS",
     "w": "camgate WebRTC (WHEP)",
+    "l": "camgate LL-HLS, bare hls.js",
 }
+BARE_PATH = "/bench-bare-player"  # answered by the browser itself (see bare_player_route)
+BARE_PLAYER_HTML = f"""<!doctype html>
+<html><body style="margin:0;background:#000">
+<video muted autoplay playsinline style="width:100%"></video>
+<script src="/static/vendor/hls.min.js"></script>
+<script>
+  const video = document.querySelector("video");
+  const hls = new Hls({{ lowLatencyMode: true }});
+  hls.loadSource("/hls/{CAMERA_ID}/index.m3u8");
+  hls.attachMedia(video);
+  hls.on(Hls.Events.MANIFEST_PARSED, () => video.play());
+  window.camgatePlayer = {{ hls, video, stats: () => ({{ engine: "hlsjs", errors: [] }}) }};
+</script></body></html>"""
 CAMGATE_PLAYLIST_SEGMENTS = 2
 SOURCE_READY_TIMEOUT_S = 90.0
 PLAYBACK_START_TIMEOUT_S = 30.0
@@ -86,7 +102,9 @@ class Sources:
     urls: dict[str, str] = field(default_factory=dict)
 
 
-def start_sources(variants: list[str], work_dir: Path, stack: ExitStack) -> Sources:
+def start_sources(
+    variants: list[str], work_dir: Path, stack: ExitStack, camgate_env: dict[str, str]
+) -> Sources:
     """Start the camera and what the chosen variants need; every stop is pushed onto ``stack``."""
     camera = RtspCamera(timecode=True, gop_s=CAMERA_GOP_S)
     camera.start()
@@ -104,12 +122,13 @@ def start_sources(variants: list[str], work_dir: Path, stack: ExitStack) -> Sour
         )
         site = stack.enter_context(StaticServer(seed.site_dir))
         sources.urls["c"] = site.url + seed.watch_path
-    if {"m", "a", "b", "w"} & set(variants):
-        base_url = start_camgate(camera.url, work_dir / "camgate", stack)
+    if {"m", "a", "b", "w", "l"} & set(variants):
+        base_url = start_camgate(camera.url, work_dir / "camgate", stack, camgate_env)
         sources.urls["w"] = f"{base_url}/watch/{CAMERA_ID}?mode=webrtc"
         sources.urls["m"] = f"{base_url}/watch/{CAMERA_ID}?mode=mse"
         sources.urls["a"] = f"{base_url}/watch/{CAMERA_ID}?mode=ll"
         sources.urls["b"] = f"{base_url}/watch/{CAMERA_ID}?mode=hls"
+        sources.urls["l"] = base_url + BARE_PATH
     if seed is not None:
         # A viewer joins a running stream: let the seed fill its whole playlist first, or
         # hls.js starts at the only segment there is and looks better than the seed really is.
@@ -117,8 +136,11 @@ def start_sources(variants: list[str], work_dir: Path, stack: ExitStack) -> Sour
     return sources
 
 
-def start_camgate(rtsp_url: str, data_dir: Path, stack: ExitStack) -> str:
-    server = stack.enter_context(CamgateServer(free_port(), data_dir, env={"LOG_LEVEL": "info"}))
+def start_camgate(
+    rtsp_url: str, data_dir: Path, stack: ExitStack, camgate_env: dict[str, str]
+) -> str:
+    env = {"LOG_LEVEL": "info", **camgate_env}
+    server = stack.enter_context(CamgateServer(free_port(), data_dir, env=env))
     reply = server.service(cameraId=CAMERA_ID, rtspUrl=rtsp_url, action="start")
     if reply.is_error:
         raise SystemExit(
@@ -145,6 +167,12 @@ async def measure(
     context = await browser.new_context(viewport={"width": 1280, "height": 720})
     try:
         page = await context.new_page()
+        if url.endswith(BARE_PATH):
+            # The bare page is served by the browser on camgate's origin: same-origin requests
+            # for hls.js and the playlist, and nothing of camgate's page around them.
+            await page.route(url, lambda route: route.fulfill(
+                status=200, content_type="text/html", body=BARE_PLAYER_HTML
+            ))  # fmt: skip
         await page.add_init_script(FIRST_FRAME_JS)
         warmup = await watch(page, url, warmup_s, start_timeout_s=PLAYBACK_START_TIMEOUT_S)
         if not warmup.started:
@@ -234,7 +262,8 @@ def describe_machine(chromium_version: str) -> str:
         f"machine: {os.cpu_count()} cores, {cpu}\n"
         f"chromium: {chromium_version}\n"
         f"ffmpeg: {ffmpeg_version}\n"
-        f"python: {platform.python_version()}"
+        f"python: {platform.python_version()}\n"
+        f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
 
 
@@ -269,7 +298,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--variants", default="m,a,b,c", help=f"comma-separated: {', '.join(VARIANTS)}"
     )
+    parser.add_argument(
+        "--env", action="append", default=[], help="camgate setting NAME=VALUE (repeatable)"
+    )
     args = parser.parse_args(argv)
+    args.camgate_env = dict(item.split("=", 1) for item in args.env)
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in args.variants if v not in VARIANTS]
     if unknown or not args.variants:
@@ -292,7 +325,7 @@ def main(argv: list[str]) -> int:
                 stack.enter_context(tempfile.TemporaryDirectory(prefix="camgate-bench-"))
             )
             print("starting the camera and the sources ...", flush=True)
-            sources = start_sources(args.variants, work_dir, stack)
+            sources = start_sources(args.variants, work_dir, stack, args.camgate_env)
             asyncio.run(run_bench(args, sources))
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("interrupted; everything started was stopped", file=sys.stderr)

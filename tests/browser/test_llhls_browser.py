@@ -1,7 +1,7 @@
 """A viewer in headless Chromium watches a camera through camgate's player page (hls.js).
 
-Each test runs its own timecode camera and camgate server, opens ``/watch/<id>`` and judges what
-a viewer would see: the video moves, does not stall, stays near live, and keeps playing when
+The tests share one timecode camera and camgate server (the camera reboot comes last), open
+``/watch/<id>`` and judge what a viewer would see: the video moves, does not stall, stays near live, and keeps playing when
 the camera reboots, without a page reload.
 """
 
@@ -11,7 +11,6 @@ import asyncio
 import os
 import statistics
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.async_api import Page
@@ -55,16 +54,17 @@ _MARK_PAGE_JS = "() => { window.__llhlsTestMark = 'same page'; }"
 _READ_MARK_JS = "() => window.__llhlsTestMark"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def camera() -> Iterator[RtspCamera]:
     with RtspCamera(port=free_port(), gop_s=2.0, timecode=True) as cam:
         yield cam
 
 
-@pytest.fixture
-def server(camera: RtspCamera, tmp_path: Path) -> Iterator[CamgateServer]:
+@pytest.fixture(scope="module")
+def server(camera: RtspCamera, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CamgateServer]:
     """A camgate server already streaming the camera, with an LL playlist a player can start."""
-    with CamgateServer(free_port(), tmp_path / "data", SERVER_ENV) as server:
+    data = tmp_path_factory.mktemp("ll-browser") / "data"
+    with CamgateServer(free_port(), data, SERVER_ENV) as server:
         reply = server.service(cameraId=CAMERA_ID, rtspUrl=camera.url, action="start")
         assert reply.status_code == 200, reply.text
         wait_playable(server, low_latency=True)
@@ -139,6 +139,16 @@ async def test_low_latency_player_plays_smoothly_near_live(server: CamgateServer
     assert statistics.median(latencies_s) < LATENCY_P50_MAX_S, sorted(latencies_s)
 
 
+async def test_plain_hls_player_plays_smoothly(server: CamgateServer) -> None:
+    # Plain HLS needs two complete segments; the page would otherwise start on a 404 and retry.
+    await asyncio.to_thread(wait_playable, server, low_latency=False)
+    async with launch_chromium() as browser:
+        page = await browser.new_page()
+        report = await watch(page, f"{server.base_url}/watch/{CAMERA_ID}?mode=hls", PLAIN_WATCH_S)
+
+    assert_smooth(report, PLAIN_MIN_ADVANCE_S)
+
+
 async def test_player_keeps_playing_after_the_camera_restarts(
     server: CamgateServer, camera: RtspCamera
 ) -> None:
@@ -153,13 +163,3 @@ async def test_player_keeps_playing_after_the_camera_restarts(
 
         assert await page.evaluate(_READ_MARK_JS) == "same page"  # recovered without a reload
     assert server.status(CAMERA_ID)["restartCount"] >= 1  # the server really saw the reboot
-
-
-async def test_plain_hls_player_plays_smoothly(server: CamgateServer) -> None:
-    # Plain HLS needs two complete segments; the page would otherwise start on a 404 and retry.
-    await asyncio.to_thread(wait_playable, server, low_latency=False)
-    async with launch_chromium() as browser:
-        page = await browser.new_page()
-        report = await watch(page, f"{server.base_url}/watch/{CAMERA_ID}?mode=hls", PLAIN_WATCH_S)
-
-    assert_smooth(report, PLAIN_MIN_ADVANCE_S)

@@ -1,7 +1,7 @@
 """LL-HLS as players see it, from a real test camera through a real camgate server.
 
-Each test starts its own camera and server and reads what camgate serves the way a client
-would: the playlist parsed with ``m3u8``, blocking reloads timed from outside, the stream fed to
+The tests that only read share one camera and server streaming it (``ll_server``); those that
+restart things start their own. Each reads what camgate serves the way a client would: the playlist parsed with ``m3u8``, blocking reloads timed from outside, the stream fed to
 Debian's ffmpeg/ffprobe. The rules checked are the ones players rely on (RFC 8216bis and
 docs/llhls.md).
 """
@@ -114,12 +114,17 @@ def start_stream(server: CamgateServer, camera: RtspCamera) -> None:
     assert reply.status_code == 200, reply.text
 
 
-@pytest.fixture
-def ll_server(make_server: Callable[..., CamgateServer], camera: RtspCamera) -> CamgateServer:
-    """A server streaming the default 2 s GOP camera as CAMERA_ID."""
-    server = make_server(HLS_BLOCK_TIMEOUT=str(BLOCK_TIMEOUT_S))
-    start_stream(server, camera)
-    return server
+@pytest.fixture(scope="module")
+def ll_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CamgateServer]:
+    """A server streaming a 2 s GOP camera as CAMERA_ID, shared by the tests that only read."""
+    data = tmp_path_factory.mktemp("ll") / "data"
+    env = {"HLS_BLOCK_TIMEOUT": str(BLOCK_TIMEOUT_S)}
+    with (
+        RtspCamera(port=free_port(), gop_s=2.0) as camera,
+        CamgateServer(free_port(), data, env) as server,
+    ):
+        start_stream(server, camera)
+        yield server
 
 
 # ----- 1. the playlist follows the rules players rely on -------------------------------------
@@ -237,7 +242,10 @@ def probe_url(url: str) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("query", ["", "?ll=0"], ids=["ll", "plain"])
 def test_ffmpeg_decodes_the_live_playlist(ll_server: CamgateServer, query: str) -> None:
-    wait_ll_playlist(ll_server, min_segments=2)  # plain HLS lists two segments before it plays
+    # FFmpeg starts three complete segments from the end. Among a stream's first three segments
+    # (the one-part lead-in, then the rest of the first GOP) that may be one without a keyframe,
+    # and FFmpeg would skip frames until the next one (docs/llhls.md): judge a steady stream.
+    wait_ll_playlist(ll_server, min_segments=6)
     url = f"{ll_server.base_url}{PLAYLIST}{query}"
 
     frames = decoded_video_frames(url, DECODE_S)

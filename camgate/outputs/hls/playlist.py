@@ -18,7 +18,9 @@ from camgate.outputs.hls.segmenter import MIN_COMPLETE_SEGMENTS, Segment
 
 LL_VERSION = 9  # RFC 8216bis 8: EXT-X-PART and friends are defined for version 9 playlists
 PLAIN_VERSION = 6  # RFC 8216bis 8: EXT-X-MAP without EXT-X-I-FRAMES-ONLY needs version 6
-PART_HOLD_BACK_PARTS = 3  # RFC 8216bis 4.4.3.8: at least 2, 3 recommended (docs/llhls.md)
+# RFC 8216bis 4.4.3.8: at least two parts (three recommended). hls.js aims exactly this far
+# behind the live edge, so it is most of LL-HLS latency; two played without stalls (docs/llhls.md).
+PART_HOLD_BACK_PARTS = 2
 
 
 class PlaylistSource(Protocol):

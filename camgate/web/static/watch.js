@@ -215,8 +215,27 @@
     hls = new Hls(options.signature ? hlsConfig() : CamgateAuth.hlsConfig(hlsConfig()));
     hls.on(Hls.Events.ERROR, onHlsError);
     hls.on(Hls.Events.MANIFEST_PARSED, () => playVideo());
+    if (lowLatency()) hls.on(Hls.Events.LEVEL_UPDATED, steerToLiveEdge);
     hls.loadSource(playlistUrl());
     hls.attachMedia(video);
+  }
+
+  // hls.js lands 0.1-0.45 s behind its target latency depending on the page load and never
+  // catches up (it speeds up only with over a second buffered): once playing, jump to its own
+  // target within what is buffered, at most every few seconds (docs/llhls.md, latency).
+  const LIVE_EDGE_SLACK_S = 0.1;
+  const LIVE_EDGE_MIN_AHEAD_S = 0.25; // never seek closer than this to the end of the buffer
+  const LIVE_EDGE_SEEK_GAP_MS = 3000;
+  let lastLiveEdgeSeekMs = 0;
+  function steerToLiveEdge() {
+    const target = hls && hls.targetLatency;
+    if (!target || video.paused || video.readyState < 3 || !video.buffered.length) return;
+    if (hls.latency - target < LIVE_EDGE_SLACK_S) return;
+    if (Date.now() - lastLiveEdgeSeekMs < LIVE_EDGE_SEEK_GAP_MS) return;
+    const position = video.currentTime + hls.latency - target;
+    if (video.buffered.end(video.buffered.length - 1) - position < LIVE_EDGE_MIN_AHEAD_S) return;
+    lastLiveEdgeSeekMs = Date.now();
+    video.currentTime = position;
   }
 
   function onHlsError(_event, data) {
