@@ -128,8 +128,9 @@ def test_every_camera_runs_once_a_killed_nodes_cameras_move_and_a_new_node_gets_
     assert all(after[c][0] in (0, 1) for c in moved)
 
     # A new node joins: the two busy nodes hand it a camera each per interval, none runs twice.
+    before = runners(nodes, CAMERAS)  # first: the first hand-over follows the join at once
     nodes[victim] = start_fleet(names=["node3"], **REBALANCE)[0]
-    handed_over, duplicate_samples = rebalanced(nodes, joined=victim)
+    handed_over, duplicate_samples = rebalanced(nodes, before, joined=victim)
     assert duplicate_samples == 0
     assert {node: len(times) for node, times in handed_over.items()} == {0: 2, 1: 2}  # 4/4/4
     # Each node's two hand-overs are an interval apart (without the budget they would follow
@@ -138,10 +139,13 @@ def test_every_camera_runs_once_a_killed_nodes_cameras_move_and_a_new_node_gets_
         assert all(b - a >= REBALANCE_S - 1.0 for a, b in itertools.pairwise(times)), times
 
 
-def rebalanced(nodes: list[CamgateServer], joined: int) -> tuple[dict[int, list[float]], int]:
+def rebalanced(
+    nodes: list[CamgateServer], before: dict[str, list[int]], joined: int
+) -> tuple[dict[int, list[float]], int]:
     """Sample until the node `joined` runs its fair share. Returns, for each node that gave
-    cameras away, when each of those FFmpeg stopped, and how many samples had a duplicate."""
-    previous = runners(nodes, CAMERAS)
+    cameras away since `before`, when each of those FFmpeg was seen stopped, and how many
+    samples had a duplicate."""
+    previous = before
     handed_over: dict[int, list[float]] = {}
     duplicate_samples = 0
 
