@@ -8,8 +8,8 @@
   all its requests move to the owner). What cannot follow a redirect is relayed instead
   (`camgate.api.proxy`): a WebSocket (browsers do not follow redirects there), a request with
   an `Authorization` header (clients drop it on a redirect to another host, and a token is
-  never sent on), and a script of a page this node served (a redirect to another origin would
-  need CORS on the owner).
+  never sent on), and a request from a script of a web page (a redirect to another origin
+  would need CORS on the owner, which the browser then asks with `Origin: null`).
 - `proxy`: every playback request is relayed, so viewers only ever need to reach one node.
 
 Every playback route (HLS, WHEP, snapshots: `PLAYBACK_ROUTES`) and the player page go through
@@ -39,6 +39,9 @@ WATCH_ROUTE = "/watch/{camera_id}"
 # The routes whose answer comes from the camera's stream (its media), by route path. Others,
 # such as the player page's state feed, are answered by any node from the fleet's status.
 PLAYBACK_ROUTES = ("/hls/", "/whep/", "/api/cameras/{camera_id}/snapshot.jpg")
+# Sec-Fetch-Mode of a page script's request (fetch, XHR, hls.js). Redirected to another origin,
+# it would need CORS on the owner, and the browser sends `Origin: null` after such a redirect.
+SCRIPT_FETCH_MODES = ("cors", "same-origin")
 
 
 class PlaysElsewhere(Exception):
@@ -91,8 +94,7 @@ def must_relay(playback: str, headers: Mapping[str, str]) -> bool:
     the owner, in playback mode `playback` (CAMGATE_CLUSTER_PLAYBACK)."""
     if playback == "proxy" or "authorization" in headers:
         return True
-    page_script = headers.get("sec-fetch-mode", "navigate") != "navigate"
-    return page_script and headers.get("sec-fetch-site") == "same-origin"
+    return headers.get("sec-fetch-mode") in SCRIPT_FETCH_MODES
 
 
 async def elsewhere(request: Request, camera_id: str) -> Response | None:

@@ -22,9 +22,11 @@ def test_what_can_follow_a_redirect_is_redirected_and_the_rest_relayed() -> None
     assert not must_relay("redirect", {})  # a player outside a browser, a signed link
     assert not must_relay("redirect", {"sec-fetch-mode": "navigate", "sec-fetch-site": "none"})
     assert must_relay("redirect", {"authorization": "Bearer t"})  # the token stays here
-    # A script of this node's page: a cross-origin redirect would need CORS on the owner.
+    # A page script's request (fetch, XHR, hls.js): a redirect would need CORS on the owner.
     assert must_relay("redirect", {"sec-fetch-mode": "cors", "sec-fetch-site": "same-origin"})
-    assert not must_relay("redirect", {"sec-fetch-mode": "cors", "sec-fetch-site": "cross-site"})
+    assert must_relay("redirect", {"sec-fetch-mode": "cors", "sec-fetch-site": "cross-site"})
+    # A <video> or <img> element follows a redirect to another origin without CORS.
+    assert not must_relay("redirect", {"sec-fetch-mode": "no-cors", "sec-fetch-dest": "video"})
     assert must_relay("proxy", {})
 
 
