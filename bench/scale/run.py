@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +107,7 @@ class ClientStats:
     errors: int = 0
     longest_gap_s: float = 0.0
     reloads_s: list[float] = field(default_factory=list)
+    failures: Counter[str] = field(default_factory=Counter)
 
 
 def next_position(playlist: str) -> tuple[int, int] | None:
@@ -135,14 +137,16 @@ async def play(http: httpx.AsyncClient, camera_id: str, until: float, stats: Cli
         began = time.monotonic()
         try:
             reply = await http.get(base + "index.m3u8", params=params)
-        except httpx.HTTPError:
+        except httpx.HTTPError as error:
             stats.errors += 1
+            stats.failures[type(error).__name__] += 1
             await asyncio.sleep(0.2)
             continue
         if position is not None:
             stats.reloads_s.append(time.monotonic() - began)
         if reply.status_code != 200:
             stats.errors += 1
+            stats.failures[f"playlist {reply.status_code}"] += 1
             await asyncio.sleep(0.2)
             continue
         text = reply.text
@@ -152,9 +156,15 @@ async def play(http: httpx.AsyncClient, camera_id: str, until: float, stats: Cli
             fresh = fresh[-1:]  # join at the live edge, as a low-latency player does
         for uri in fresh:
             fetched.add(uri)
-            part = await http.get(base + uri)
+            try:
+                part = await http.get(base + uri)
+            except httpx.HTTPError as error:
+                stats.errors += 1
+                stats.failures[f"part {type(error).__name__}"] += 1
+                continue
             if part.status_code != 200:
                 stats.errors += 1
+                stats.failures[f"part {part.status_code}"] += 1
                 continue
             stats.parts += 1
             stats.bytes += len(part.content)
@@ -219,6 +229,7 @@ class FleetFigures:
     lag_p99_s: float
     stalls: int
     errors: int
+    failures: Counter[str]
     reload_p99_s: float
     parts_per_s: float
     camera_cpu_pct: float
@@ -268,6 +279,7 @@ def measure_fleet(
             lag_p99_s=lag_p99(lag_before, lag_after),
             stalls=sum(stat.stalls for stat in stats),
             errors=sum(stat.errors for stat in stats),
+            failures=sum((stat.failures for stat in stats), Counter()),
             reload_p99_s=reloads[int(0.99 * (len(reloads) - 1))] if reloads else float("nan"),
             parts_per_s=sum(stat.parts for stat in stats) / wall,
             camera_cpu_pct=100 * (cpu_seconds(camera_pid) - camera_before) / wall,
@@ -348,7 +360,8 @@ def main() -> None:
                 f"| PSS/camera {figures.pss_mb_per_camera:.1f} MB | loop lag p99 <= "
                 f"{figures.lag_p99_s * 1000:.0f} ms | reload p99 {figures.reload_p99_s:.2f} s | "
                 f"parts/s {figures.parts_per_s:.0f} | stalls {figures.stalls} errors "
-                f"{figures.errors} | cameras {figures.camera_cpu_pct:.1f} %, clients "
+                f"{figures.errors} {dict(figures.failures)} | cameras "
+                f"{figures.camera_cpu_pct:.1f} %, clients "
                 f"{figures.client_cpu_pct:.1f} %",
                 flush=True,
             )
