@@ -10,10 +10,20 @@ from pathlib import Path
 from tests.support.server import CamgateServer, wait_for
 
 
-def wait_playlist(server: CamgateServer, camera_id: str, timeout_s: float = 30) -> str:
+def listed_seconds(playlist: str) -> float:
+    """Media time of the complete segments a playlist lists."""
+    return sum(float(value) for value in re.findall(r"#EXTINF:([0-9.]+),", playlist))
+
+
+def wait_playlist(
+    server: CamgateServer, camera_id: str, timeout_s: float = 30, min_listed_s: float = 0.0
+) -> str:
+    """The plain playlist once it lists a complete segment (and `min_listed_s` of media)."""
+
     def fetch() -> str | None:
         response = server.client.get(f"/hls/{camera_id}/index.m3u8", params={"ll": "0"})
-        return response.text if response.status_code == 200 and "#EXTINF" in response.text else None
+        text = response.text if response.status_code == 200 else ""
+        return text if "#EXTINF" in text and listed_seconds(text) >= min_listed_s else None
 
     return wait_for(fetch, timeout_s, f"a playable playlist for {camera_id}")
 
@@ -26,6 +36,19 @@ def first_segment_file(server: CamgateServer, camera_id: str, playlist: str, out
     base = f"/hls/{camera_id}/"
     data = server.client.get(base + init.group(1)).content
     data += server.client.get(base + segment).content
+    out.write_bytes(data)
+    return out
+
+
+def listed_segments_file(server: CamgateServer, camera_id: str, playlist: str, out: Path) -> Path:
+    """Init segment + every complete segment the playlist lists, in order, as one file."""
+    init = re.search(r'#EXT-X-MAP:URI="([^"]+)"', playlist)
+    assert init is not None, playlist
+    base = f"/hls/{camera_id}/"
+    data = server.client.get(base + init.group(1)).content
+    for line in playlist.splitlines():
+        if line and not line.startswith("#"):
+            data += server.client.get(base + line).content
     out.write_bytes(data)
     return out
 

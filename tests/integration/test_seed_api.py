@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.media import decoded_frames, first_segment_file, probe_streams, wait_playlist
+from tests.integration.media import (
+    decoded_frames,
+    listed_segments_file,
+    probe_streams,
+    wait_playlist,
+)
 from tests.support.camera import RtspCamera
 from tests.support.events import EventFeed
 from tests.support.ports import free_port
@@ -28,12 +33,14 @@ def test_start_serves_decodable_h264_and_stop_cleans_up(
     assert reply.status_code == 200
     assert reply.json() == {"success": True, "message": "Stream started for camera camera-1"}
 
-    playlist = wait_playlist(server, "camera-1")
-    media = first_segment_file(server, "camera-1", playlist, tmp_path / "first.mp4")
+    # A new stream's first segments are one part each (docs/llhls.md, lead-in); wait for a
+    # playlist that also lists a whole 2 s GOP and decode everything it lists.
+    playlist = wait_playlist(server, "camera-1", min_listed_s=2.0)
+    media = listed_segments_file(server, "camera-1", playlist, tmp_path / "listed.mp4")
     video = [s for s in probe_streams(media) if s["codec_type"] == "video"]
     assert video and video[0]["codec_name"] == "h264"
     assert (video[0]["width"], video[0]["height"]) == (640, 360)
-    assert decoded_frames(media) >= 25  # a 2 s GOP segment holds about 50 frames
+    assert decoded_frames(media) >= 45  # 25 fps: at least 1.8 s of the listed media decodes
 
     status = server.status("camera-1")
     assert status["state"] == "running"
