@@ -169,6 +169,7 @@ class StreamManager:
         summary = {
             "streams": [status.model_dump(mode="json") for status in statuses],
             "activeCount": self.active_count,
+            "runningCount": sum(1 for status in statuses if status.state == "running"),
             "maxConcurrentStreams": self.settings.max_concurrent_streams,
             "totalCount": len(self._streams),
         }

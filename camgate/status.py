@@ -133,7 +133,11 @@ class StreamStatus(BaseModel):
 
 class StreamList(BaseModel):
     streams: list[StreamStatus]
-    activeCount: int
+    activeCount: int = Field(
+        description="streams holding one of MAX_CONCURRENT_STREAMS: running, starting or "
+        "reconnecting after a failure"
+    )
+    runningCount: int = Field(description="streams delivering media now (state running)")
     maxConcurrentStreams: int
     totalCount: int
 

@@ -144,9 +144,15 @@ def test_camera_down_then_back_recovers_and_status_shows_the_backoff(
     camera.stop()
     observed: list[tuple[float, dict[str, Any]]] = []  # (wall clock, status)
     down_until = time.monotonic() + CAMERA_DOWN_S
+    counts: list[tuple[int, int]] = []  # (activeCount, runningCount) while in backoff
     while time.monotonic() < down_until:
         observed.append((time.time(), server.status("cam")))
+        listing = server.client.get("/api/cameras").json()["data"]
+        if listing["streams"][0]["state"] == "backoff":
+            counts.append((listing["activeCount"], listing["runningCount"]))
         time.sleep(0.25)
+    # A stream that waits to retry keeps its slot but does not count as running.
+    assert counts and all(pair == (1, 0) for pair in counts), counts
     wait_until_bindable(camera.port)
     camera.start()
 
