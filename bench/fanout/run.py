@@ -72,7 +72,7 @@ http {{
         location ~ ^/hls/[^/]+/[0-9a-f]+/(init|seg|part)-[0-9]+\\.(mp4|m4s)$ {{
             proxy_pass http://camgate;
             proxy_cache camgate;
-            proxy_cache_lock on;
+            proxy_cache_lock {lock};
             proxy_cache_lock_timeout 10s;
         }}
         location ~ ^/hls/[^/]+/index\\.m3u8$ {{
@@ -89,12 +89,14 @@ http {{
 class Nginx:
     """nginx in front of camgate, configured as docs/llhls.md shows; stopped by its pid."""
 
-    def __init__(self, work_dir: Path, upstream_port: int) -> None:
+    def __init__(self, work_dir: Path, upstream_port: int, lock: str = "on") -> None:
         self.dir = work_dir / "nginx"
         self.port = free_port()
         (self.dir / "temp").mkdir(parents=True)
         conf = self.dir / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(dir=self.dir, upstream=upstream_port, port=self.port))
+        conf.write_text(
+            NGINX_CONF.format(dir=self.dir, upstream=upstream_port, port=self.port, lock=lock)
+        )
         binary = shutil.which("nginx") or "/usr/sbin/nginx"
         self.process = subprocess.Popen(
             [binary, "-c", str(conf), "-p", str(self.dir), "-g", "daemon off;"],
@@ -390,6 +392,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--env", action="append", default=[], help="extra camgate setting NAME=VALUE"
     )
     parser.add_argument("--proxy", choices=["none", "nginx"], default="none")
+    parser.add_argument(
+        "--cache-lock", choices=["on", "off"], default="on", help="nginx proxy_cache_lock"
+    )
     args = parser.parse_args(argv)
     args.viewers = [int(v) for v in args.viewers.split(",") if v.strip()]
     if not args.viewers or min(args.viewers) < 0 or args.seconds <= 0:
@@ -411,7 +416,7 @@ def main(argv: list[str]) -> int:
             server, part_target_s = start(stack, work_dir, env)
             proxy = None
             if args.proxy == "nginx":
-                proxy = Nginx(work_dir, server.port)
+                proxy = Nginx(work_dir, server.port, args.cache_lock)
                 stack.callback(proxy.stop)
                 via = playlist_answers(proxy.port)
                 wait_for(via, 20, "nginx to answer")

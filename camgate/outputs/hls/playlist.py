@@ -18,9 +18,10 @@ from camgate.outputs.hls.segmenter import MIN_COMPLETE_SEGMENTS, Segment
 
 LL_VERSION = 9  # RFC 8216bis 8: EXT-X-PART and friends are defined for version 9 playlists
 PLAIN_VERSION = 6  # RFC 8216bis 8: EXT-X-MAP without EXT-X-I-FRAMES-ONLY needs version 6
-# RFC 8216bis 4.4.3.8: at least two parts (three recommended). hls.js aims exactly this far
-# behind the live edge, so it is most of LL-HLS latency; two played without stalls (docs/llhls.md).
-PART_HOLD_BACK_PARTS = 2
+# RFC 8216bis 4.4.3.8: at least two parts, three recommended. Generic players get three: with
+# two, hls.js stalls once at start and then adds a second to its target for good; camgate's
+# /watch page aims two parts behind itself (docs/llhls.md, latency).
+PART_HOLD_BACK_PARTS = 3
 
 
 class PlaylistSource(Protocol):

@@ -215,19 +215,30 @@
     hls = new Hls(options.signature ? hlsConfig() : CamgateAuth.hlsConfig(hlsConfig()));
     hls.on(Hls.Events.ERROR, onHlsError);
     hls.on(Hls.Events.MANIFEST_PARSED, () => playVideo());
-    if (lowLatency()) hls.on(Hls.Events.LEVEL_UPDATED, steerToLiveEdge);
+    if (lowLatency()) hls.on(Hls.Events.FRAG_BUFFERED, steerToLiveEdge);
     hls.loadSource(playlistUrl());
     hls.attachMedia(video);
   }
 
-  // hls.js lands 0.1-0.45 s behind its target latency depending on the page load and never
-  // catches up (it speeds up only with over a second buffered): once playing, jump to its own
-  // target within what is buffered, at most every few seconds (docs/llhls.md, latency).
+  // hls.js aims PART-HOLD-BACK (three parts) behind live, adds a whole second to that for every
+  // stall, lands 0.1-0.45 s behind its aim depending on the page load and never catches up (it
+  // speeds up only with over a second buffered). This page aims two parts behind, lets a stall
+  // cost one more part, and once playing jumps to its aim within what is buffered, at most every
+  // few seconds (docs/llhls.md, latency).
+  const LIVE_TARGET_PARTS = 2;
   const LIVE_EDGE_SLACK_S = 0.1;
   const LIVE_EDGE_MIN_AHEAD_S = 0.25; // never seek closer than this to the end of the buffer
   const LIVE_EDGE_SEEK_GAP_MS = 3000;
   let lastLiveEdgeSeekMs = 0;
+  let aimedPlayer = null;
   function steerToLiveEdge() {
+    const details = hls && hls.latestLevelDetails;
+    const partTarget = details && details.partTarget;
+    if (partTarget && aimedPlayer !== hls) {
+      aimedPlayer = hls;
+      hls.config.liveSyncOnStallIncrease = partTarget;
+      hls.targetLatency = LIVE_TARGET_PARTS * partTarget;
+    }
     const target = hls && hls.targetLatency;
     if (!target || video.paused || video.readyState < 3 || !video.buffered.length) return;
     if (hls.latency - target < LIVE_EDGE_SLACK_S) return;
