@@ -96,11 +96,15 @@ def test_every_camera_runs_once_a_killed_nodes_cameras_move_and_a_new_node_gets_
     per_node = [sum(1 for where in running.values() if where == [i]) for i in range(3)]
     assert per_node == [4, 4, 4]  # nobody claims beyond its fair share
 
-    # Any node shows the whole fleet and who runs each camera.
-    listed = nodes[1].client.get("/api/cameras").json()["data"]["streams"]
-    assert {s["cameraId"]: s["owner"] for s in listed} == {
-        camera_id: f"node{where[0]}" for camera_id, where in running.items()
-    }
+    # Any node shows the whole fleet and who runs each camera (as soon as it has read the
+    # owners' latest claims).
+    expected = {camera_id: f"node{where[0]}" for camera_id, where in running.items()}
+
+    def owners_listed() -> dict[str, str | None]:
+        listed = nodes[1].client.get("/api/cameras").json()["data"]["streams"]
+        return {s["cameraId"]: s["owner"] for s in listed}
+
+    wait_for(lambda: owners_listed() == expected, 2 * TTL_S, "node1 to list every owner")
 
     # Playback on a node that does not run the camera: a redirect to the owner, query kept.
     elsewhere = next(c for c, where in running.items() if where != [1])

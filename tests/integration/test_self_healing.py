@@ -404,7 +404,10 @@ def test_max_attempts_reached_by_a_running_stream_ends_in_failed(
     running = server.wait_state("cam", {"running"}, RUNNING_TIMEOUT_S)
     playlist = server.client.get("/hls/cam/index.m3u8").text
     first_msn = int(playlist.split("#EXT-X-MEDIA-SEQUENCE:")[1].split()[0])
-    ahead = first_msn + playlist.count("#EXTINF") + 2  # the furthest a player may ask for
+    # The furthest a player may ask for: two beyond the last segment listed, which is the open
+    # one when parts follow the last complete segment (RFC 8216bis 6.2.5.2).
+    open_segment = "#EXT-X-PART:" in playlist.rsplit("#EXTINF", 1)[-1]
+    ahead = first_msn + playlist.count("#EXTINF") - 1 + int(open_segment) + 2
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         # A player blocked on a part that will never come, because the stream is about to fail.
         blocked = pool.submit(

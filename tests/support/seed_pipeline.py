@@ -10,6 +10,7 @@ Test and benchmark support only: nothing in ``camgate`` may import it.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -26,6 +27,7 @@ import camgate.web
 STATIC_DIR = Path(camgate.web.__file__).parent / "static"
 WATCH_PAGE = STATIC_DIR / "watch.html"
 _WATCH_ROUTE = re.compile(r"/watch/[^/]+/?")
+_WATCH_EVENTS = re.compile(r"/watch/([^/]+)/events")
 _STOP_GRACE_S = 5.0
 _POLL_S = 0.1
 
@@ -170,6 +172,27 @@ class _SiteHandler(SimpleHTTPRequestHandler):
         ".js": "text/javascript",
     }
     server: _SiteServer
+
+    def do_GET(self) -> None:
+        # camgate's player page follows its camera's state from /watch/<id>/events; the seed
+        # pipeline has no such feed, so say once what camgate says of a stream that plays.
+        feed = _WATCH_EVENTS.fullmatch(urllib.parse.urlsplit(self.path).path)
+        if feed is None:
+            super().do_GET()
+            return
+        state = {
+            "cameraId": feed.group(1),
+            "state": "running",
+            "browserPlayback": {"playable": "all", "note": None},
+            "codecs": None,
+            "audioOutput": False,
+        }
+        body = f"event: state\ndata: {json.dumps(state)}\n\n".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def translate_path(self, path: str) -> str:
         route = urllib.parse.urlsplit(path).path
