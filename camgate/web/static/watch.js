@@ -565,7 +565,7 @@
   // ----- controls ----------------------------------------------------------------------------
 
   function hasAudio() {
-    if (engine === "webrtc" && whep) return false; // WebRTC carries no audio yet
+    // Every mode carries the camera's sound: AAC over MSE and HLS, Opus over WebRTC.
     return !streamStatus || streamStatus.audioOutput !== false;
   }
 
