@@ -40,6 +40,8 @@ DEADLINE_MS = 30_000
 SERVER_ENV = {"RESTART_DELAY_MIN": "0.5", "STALL_TIMEOUT": "5"}
 
 _NO_MSE_JS = "delete window.MediaSource; delete window.ManagedMediaSource;"
+# The page's default is WebRTC where the browser has it: these tests play a browser without it.
+_NO_WEBRTC_JS = "delete window.RTCPeerConnection;"
 _DASHBOARD_STATS_JS = "() => window.camgateDashboard.stats()"
 
 
@@ -94,6 +96,7 @@ def record_traffic(page: Page) -> Traffic:
 async def test_the_watch_page_plays_over_mse_near_live(server: CamgateServer) -> None:
     async with launch_chromium() as browser:
         page = await browser.new_page()
+        await page.add_init_script(_NO_WEBRTC_JS)
         traffic = record_traffic(page)
         report = await watch(page, server.base_url + WATCH_PATH, WATCH_S)
         latencies_s = await sample_latency(page, LATENCY_SAMPLE_S)
@@ -125,7 +128,7 @@ def signed_query(traffic: Traffic) -> str:
 async def test_without_mse_the_watch_page_plays_ll_hls(server: CamgateServer) -> None:
     async with launch_chromium() as browser:
         page = await browser.new_page()
-        await page.add_init_script(_NO_MSE_JS)
+        await page.add_init_script(_NO_MSE_JS + _NO_WEBRTC_JS)
         traffic = record_traffic(page)
         report = await watch(page, server.base_url + WATCH_PATH, FALLBACK_WATCH_S)
 
@@ -143,6 +146,7 @@ async def test_when_the_websocket_fails_the_watch_page_falls_back_to_ll_hls(
 
     async with launch_chromium() as browser:
         page = await browser.new_page()
+        await page.add_init_script(_NO_WEBRTC_JS)
         await page.route_web_socket(re.compile(r"/ws/"), refuse)
         report = await watch(page, server.base_url + WATCH_PATH, FALLBACK_WATCH_S)
         await expect(page.locator("#state")).to_contain_text("LL-HLS")

@@ -104,7 +104,9 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
 
 
 async def open_playing(page: Page, server: CamgateServer) -> None:
-    await page.goto(f"{server.base_url}/watch/{LIVE_ID}", wait_until="domcontentloaded")
+    # MSE: the sound check listens through Web Audio on the video element (what WebRTC's
+    # remote stream does not feed); the controls are the same in every mode.
+    await page.goto(f"{server.base_url}/watch/{LIVE_ID}?mode=mse", wait_until="domcontentloaded")
     await page.wait_for_function(PLAYING_JS, timeout=DEADLINE_MS, polling=100)
 
 

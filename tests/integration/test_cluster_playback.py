@@ -299,9 +299,10 @@ async def test_a_browser_with_a_token_plays_the_player_page_of_a_node_that_does_
         context = await chromium.new_context()
         await context.add_init_script(f"localStorage.setItem('camgate.apiToken', '{VIEWER}')")
         page = await context.new_page()
-        report = await watch(page, f"{fleet.redirect.base_url}/watch/{CAMERA}", PLAY_S)
+        watch_url = f"{fleet.redirect.base_url}/watch/{CAMERA}?mode=mse"
+        report = await watch(page, watch_url, PLAY_S)
         assert report.started, report.errors
-        assert page.url == f"{fleet.redirect.base_url}/watch/{CAMERA}"
+        assert page.url == watch_url
         assert report.player_stats["mode"] == "mse" and report.advanced_s > PLAY_S / 2
         await context.close()
     assert runners(fleet.nodes, [CAMERA]) == {CAMERA: [0]}

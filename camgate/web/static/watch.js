@@ -5,8 +5,9 @@
 //   mode       mse: fMP4 over a WebSocket into Media Source Extensions (mse.js), the lowest delay
 //              ll:  LL-HLS, hls.js in low-latency mode (or the browser's own HLS player)
 //              hls: plain HLS, the playlist without parts, hls.js without low-latency mode
-//              default: mse where the browser has MSE, else ll (Safari on iPhone); when MSE
-//              fails on this camera the page falls back to ll by itself
+//              default: webrtc for an H.264 stream where the browser has WebRTC, else mse
+//              where it has MSE, else ll (Safari on iPhone); each falls back to the next by
+//              itself when it cannot play this camera here
 //   ll=0       the same as mode=hls
 //   latency=1  overlay with the glass-to-glass latency read from the test camera's timecode
 //   engine     force hls.js or the browser's own HLS player (default: hls.js wherever it runs)
@@ -111,7 +112,15 @@
 
   function chooseMode() {
     if (options.mode !== "auto") return options.mode;
+    if (typeof CamgateWhep !== "undefined" && CamgateWhep.supported()) return "webrtc";
     return typeof CamgateMse !== "undefined" && CamgateMse.supported() ? "mse" : "ll";
+  }
+
+  // WebRTC carries the camera's H.264 as it is; anything else (H.265) goes to MSE at once
+  // rather than after the WebRTC connect timeout.
+  function webrtcCanCarry() {
+    const codecs = streamStatus ? streamStatus.codecs : null;
+    return !codecs || codecs.startsWith("avc1");
   }
 
   function lowLatency() {
@@ -226,7 +235,7 @@
   // cost one more part, and once playing jumps to its aim within what is buffered, at most every
   // few seconds (docs/llhls.md, latency).
   const LIVE_TARGET_PARTS = 2;
-  const LIVE_EDGE_SLACK_S = 0.1;
+  const LIVE_EDGE_SLACK_S = 0.05;
   const LIVE_EDGE_MIN_AHEAD_S = 0.25; // never seek closer than this to the end of the buffer
   const LIVE_EDGE_SEEK_GAP_MS = 3000;
   let lastLiveEdgeSeekMs = 0;
@@ -356,9 +365,12 @@
   function start() {
     playerOn = true;
     lastProgress = { time: -1, atMs: Date.now() };
+    const askedWebrtc = options.mode === "webrtc";
     if (mode === "webrtc" && typeof CamgateWhep !== "undefined" && CamgateWhep.supported()) {
-      startWebrtc();
-      return;
+      if (askedWebrtc || webrtcCanCarry()) {
+        startWebrtc();
+        return;
+      }
     }
     if (mode === "webrtc") mode = "mse"; // no WebRTC in this browser
     if (mode === "mse") {
