@@ -70,7 +70,9 @@ BARE_PLAYER_HTML = f"""<!doctype html>
   hls.on(Hls.Events.MANIFEST_PARSED, () => video.play());
   window.camgatePlayer = {{ hls, video, stats: () => ({{ engine: "hlsjs", errors: [] }}) }};
 </script></body></html>"""
-CAMGATE_PLAYLIST_SEGMENTS = 2
+# A viewer joins a camera that is already streaming: wait until camgate's playlist holds a few
+# GOP-long segments (a new stream's first two segments are one part each, see docs/llhls.md).
+CAMGATE_PLAYLIST_SEGMENTS = 4
 SOURCE_READY_TIMEOUT_S = 90.0
 PLAYBACK_START_TIMEOUT_S = 30.0
 # Notes when the page's video presents its first frame (ms since the page load started).
