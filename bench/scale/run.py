@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import os
 import re
 import shutil
@@ -53,8 +54,12 @@ from tests.support.server import CamgateServer, ffmpeg_pids  # noqa: E402
 TICKS = os.sysconf("SC_CLK_TCK")
 FLEET_SCRIPT = Path(__file__).with_name("fleet_camera.py")
 STALL_S = 1.0
-_PART = re.compile(r'#EXT-X-PART:.*?URI="([^"]+)"')
-_SEQUENCE = re.compile(r"#EXT-X-MEDIA-SEQUENCE:(\d+)")
+_FANOUT = Path(__file__).resolve().parents[1] / "fanout" / "run.py"
+_spec = importlib.util.spec_from_file_location("fanout_run", _FANOUT)
+assert _spec is not None and _spec.loader is not None
+fanout = importlib.util.module_from_spec(_spec)
+sys.modules["fanout_run"] = fanout  # its dataclasses look their module up there
+_spec.loader.exec_module(fanout)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -110,73 +115,51 @@ class ClientStats:
     failures: Counter[str] = field(default_factory=Counter)
 
 
-def next_position(playlist: str) -> tuple[int, int] | None:
-    """(msn, part) of the part after the last one listed: what a blocking reload asks for."""
-    match = _SEQUENCE.search(playlist)
-    if match is None:
-        return None
-    lines = playlist.splitlines()
-    segments = sum(1 for line in lines if line.startswith("#EXTINF"))
-    trailing = 0
-    for line in reversed(lines):
-        if line.startswith("#EXTINF"):
-            break
-        if line.startswith("#EXT-X-PART:"):
-            trailing += 1
-    return int(match.group(1)) + segments, trailing
-
-
-async def play(http: httpx.AsyncClient, camera_id: str, until: float, stats: ClientStats) -> None:
-    """One LL-HLS client: blocking reloads, every new part fetched, until `until`."""
+async def play(port: int, camera_id: str, until: float, stats: ClientStats) -> None:
+    """One LL-HLS client: blocking reloads, every new part fetched, until `until`. The HTTP client
+    is bench/fanout's lean keep-alive one: httpx would take more CPU than the gateway."""
     base = f"/hls/{camera_id}/"
-    fetched: set[str] = set()
-    position: tuple[int, int] | None = None
+    playlist = base + "index.m3u8"
+    connection = fanout.HttpConnection(port)
+    last = -1
+    query = ""
     last_part_at = time.monotonic()
-    while time.monotonic() < until:
-        params = {} if position is None else {"_HLS_msn": position[0], "_HLS_part": position[1]}
-        began = time.monotonic()
-        try:
-            reply = await http.get(base + "index.m3u8", params=params)
-        except httpx.HTTPError as error:
-            stats.errors += 1
-            stats.failures[type(error).__name__] += 1
-            await asyncio.sleep(0.2)
-            continue
-        if position is not None:
-            stats.reloads_s.append(time.monotonic() - began)
-        if reply.status_code != 200:
-            stats.errors += 1
-            stats.failures[f"playlist {reply.status_code}"] += 1
-            await asyncio.sleep(0.2)
-            continue
-        text = reply.text
-        uris = _PART.findall(text)
-        fresh = [uri for uri in uris if uri not in fetched]
-        if position is None:
-            fresh = fresh[-1:]  # join at the live edge, as a low-latency player does
-        for uri in fresh:
-            fetched.add(uri)
-            try:
-                part = await http.get(base + uri)
-            except httpx.HTTPError as error:
+    try:
+        while time.monotonic() < until:
+            began = time.monotonic()
+            status, body = await connection.get(playlist + query)
+            if query:
+                stats.reloads_s.append(time.monotonic() - began)
+            if status != 200:
                 stats.errors += 1
-                stats.failures[f"part {type(error).__name__}"] += 1
+                stats.failures[f"playlist {status}"] += 1
+                query = ""
                 continue
-            if part.status_code != 200:
-                stats.errors += 1
-                stats.failures[f"part {part.status_code}"] += 1
-                continue
-            stats.parts += 1
-            stats.bytes += len(part.content)
-            now = time.monotonic()
-            gap = now - last_part_at
-            stats.longest_gap_s = max(stats.longest_gap_s, gap)
-            if gap > STALL_S:
-                stats.stalls += 1
-            last_part_at = now
-        if len(fetched) > 4 * len(uris) + 64:
-            fetched = set(uris)
-        position = next_position(text)
+            view = fanout.read_playlist(body.decode())
+            if last < 0 and view.parts:  # join at the live edge, as a low-latency player does
+                last = view.parts[-1][0] - 1
+            for index, uri in view.parts:
+                if index <= last:
+                    continue
+                status, part = await connection.get(base + uri)
+                last = index
+                if status != 200:
+                    stats.errors += 1
+                    stats.failures[f"part {status}"] += 1
+                    continue
+                stats.parts += 1
+                stats.bytes += len(part)
+                now = time.monotonic()
+                gap = now - last_part_at
+                stats.longest_gap_s = max(stats.longest_gap_s, gap)
+                stats.stalls += gap > STALL_S
+                last_part_at = now
+            query = f"?_HLS_msn={view.next_msn}&_HLS_part={view.next_part}"
+    except (OSError, asyncio.IncompleteReadError, ValueError) as error:
+        stats.errors += 1
+        stats.failures[type(error).__name__] += 1
+    finally:
+        connection.close()
 
 
 async def start_all(server: CamgateServer, base_url: str, count: int) -> list[float]:
@@ -237,12 +220,10 @@ class FleetFigures:
 
 
 async def run_clients(server: CamgateServer, count: int, seconds: float) -> list[ClientStats]:
-    limits = httpx.Limits(max_connections=count + 8, max_keepalive_connections=count + 8)
-    async with httpx.AsyncClient(base_url=server.base_url, timeout=10, limits=limits) as http:
-        until = time.monotonic() + seconds
-        stats = [ClientStats() for _ in range(count)]
-        await asyncio.gather(*(play(http, f"cam{i}", until, stats[i]) for i in range(count)))
-        return stats
+    until = time.monotonic() + seconds
+    stats = [ClientStats() for _ in range(count)]
+    await asyncio.gather(*(play(server.port, f"cam{i}", until, stats[i]) for i in range(count)))
+    return stats
 
 
 def measure_fleet(
