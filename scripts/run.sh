@@ -7,5 +7,5 @@ cd "$(dirname "$0")/.."
 bash scripts/install-system-deps.sh
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q -e .
+.venv/bin/pip install -q .  # not editable: setuptools warns about editable installs
 exec .venv/bin/camgate serve "$@"

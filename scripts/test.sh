@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 bash scripts/install-system-deps.sh --test
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q -e '.[test]'
+.venv/bin/pip install -q '.[test]'  # not editable: setuptools warns about editable installs
 
 .venv/bin/ruff check camgate tests bench
 .venv/bin/mypy camgate
