@@ -51,7 +51,6 @@ from tests.support.ports import free_port  # noqa: E402
 from tests.support.seed_pipeline import SeedPipeline  # noqa: E402
 from tests.support.server import CamgateServer, ffmpeg_pids  # noqa: E402
 
-TICKS = os.sysconf("SC_CLK_TCK")
 FLEET_SCRIPT = Path(__file__).with_name("fleet_camera.py")
 STALL_S = 1.0
 _FANOUT = Path(__file__).resolve().parents[1] / "fanout" / "run.py"
@@ -60,14 +59,6 @@ assert _spec is not None and _spec.loader is not None
 fanout = importlib.util.module_from_spec(_spec)
 sys.modules["fanout_run"] = fanout  # its dataclasses look their module up there
 _spec.loader.exec_module(fanout)
-
-
-def cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def pss_mb(pid: int) -> float:
@@ -80,8 +71,9 @@ def pss_mb(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def fleet_camera(count: int) -> Iterator[str]:
-    """The cheap camera process; yields its base URL (mounts are /cam0 ... /cam<count-1>)."""
+def fleet_camera(count: int) -> Iterator[tuple[str, int]]:
+    """The cheap camera process; yields its base URL (mounts are /cam0 ... /cam<count-1>) and
+    its pid."""
     port = free_port()
     process = subprocess.Popen(
         [SYSTEM_PYTHON, str(FLEET_SCRIPT), f"--port={port}", f"--count={count}"],
@@ -94,7 +86,7 @@ def fleet_camera(count: int) -> Iterator[str]:
         line = process.stdout.readline().decode().strip()
         if not line.startswith("READY "):
             raise RuntimeError(f"fleet camera did not start: {line!r}")
-        yield line.split(" ", 1)[1]
+        yield line.split(" ", 1)[1], process.pid
     finally:
         process.terminate()
         try:
@@ -107,10 +99,8 @@ def fleet_camera(count: int) -> Iterator[str]:
 @dataclass
 class ClientStats:
     parts: int = 0
-    bytes: int = 0
     stalls: int = 0
     errors: int = 0
-    longest_gap_s: float = 0.0
     reloads_s: list[float] = field(default_factory=list)
     failures: Counter[str] = field(default_factory=Counter)
 
@@ -141,17 +131,15 @@ async def play(port: int, camera_id: str, until: float, stats: ClientStats) -> N
             for index, uri in view.parts:
                 if index <= last:
                     continue
-                status, part = await connection.get(base + uri)
+                status, _ = await connection.get(base + uri)
                 last = index
                 if status != 200:
                     stats.errors += 1
                     stats.failures[f"part {status}"] += 1
                     continue
                 stats.parts += 1
-                stats.bytes += len(part)
                 now = time.monotonic()
                 gap = now - last_part_at
-                stats.longest_gap_s = max(stats.longest_gap_s, gap)
                 stats.stalls += gap > STALL_S
                 last_part_at = now
             query = f"?_HLS_msn={view.next_msn}&_HLS_part={view.next_part}"
@@ -238,14 +226,14 @@ def measure_fleet(
         if len(children) != count:
             raise RuntimeError(f"{len(children)} FFmpeg children for {count} cameras")
         pids = {"server": server.process.pid, **{f"ffmpeg{pid}": pid for pid in children}}
-        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-        camera_before, me_before = cpu_seconds(camera_pid), cpu_seconds(os.getpid())
+        before = {name: fanout.cpu_of([pid]) for name, pid in pids.items()}
+        camera_before, me_before = fanout.cpu_of([camera_pid]), fanout.cpu_of([os.getpid()])
         lag_before = lag_buckets(server.client.get("/metrics").text)
         began = time.monotonic()
         stats = asyncio.run(run_clients(server, count, seconds))
         wall = time.monotonic() - began
         lag_after = lag_buckets(server.client.get("/metrics").text)
-        used = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+        used = {name: fanout.cpu_of([pid]) - before[name] for name, pid in pids.items()}
         pss = sum(pss_mb(pid) for pid in pids.values())
         server_pct = 100 * used.pop("server") / wall
         ffmpeg_pct = 100 * sum(used.values()) / wall
@@ -263,8 +251,8 @@ def measure_fleet(
             failures=sum((stat.failures for stat in stats), Counter()),
             reload_p99_s=reloads[int(0.99 * (len(reloads) - 1))] if reloads else float("nan"),
             parts_per_s=sum(stat.parts for stat in stats) / wall,
-            camera_cpu_pct=100 * (cpu_seconds(camera_pid) - camera_before) / wall,
-            client_cpu_pct=100 * (cpu_seconds(os.getpid()) - me_before) / wall,
+            camera_cpu_pct=100 * (fanout.cpu_of([camera_pid]) - camera_before) / wall,
+            client_cpu_pct=100 * (fanout.cpu_of([os.getpid()]) - me_before) / wall,
         )
 
 
@@ -278,11 +266,11 @@ def seed_cost(base_url: str, work: Path, count: int, seconds: float) -> float:
         for seed in seeds:
             seed.wait_ready(60)
         pids = [seed._process.pid for seed in seeds if seed._process is not None]
-        before = [cpu_seconds(pid) for pid in pids]
+        before = fanout.cpu_of(pids)
         began = time.monotonic()
         time.sleep(seconds)
         wall = time.monotonic() - began
-        used = sum(cpu_seconds(pid) - start for pid, start in zip(pids, before, strict=True))
+        used = fanout.cpu_of(pids) - before
         return 100 * used / wall / count
 
 
@@ -294,19 +282,6 @@ def start_seconds(binary: str, runs: int = 10) -> float:
         subprocess.run([binary, "-hide_banner", "-version"], capture_output=True, check=True)
         times.append(time.monotonic() - began)
     return statistics.median(times)
-
-
-def camera_pid_of(base_url: str) -> int:
-    port = int(base_url.rsplit(":", 1)[1])
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                argv = (entry / "cmdline").read_bytes().split(b"\0")
-                if any(FLEET_SCRIPT.name.encode() in arg for arg in argv) and (
-                    f"--port={port}".encode() in argv
-                ):
-                    return int(entry.name)
-    raise RuntimeError("fleet camera process not found")
 
 
 def main() -> None:
@@ -327,8 +302,7 @@ def main() -> None:
     print(f"FFmpeg used: {chosen}: starts in {start_seconds(chosen) * 1000:.0f} ms (median)")
     if system and system != chosen:
         print(f"FFmpeg on PATH: {system}: starts in {start_seconds(system) * 1000:.0f} ms")
-    with fleet_camera(max(counts + seed_counts)) as base_url:
-        camera_pid = camera_pid_of(base_url)
+    with fleet_camera(max(counts + seed_counts)) as (base_url, camera_pid):
         rows = []
         for count in counts:
             figures = measure_fleet(base_url, camera_pid, work, count, args.seconds, args.warmup)

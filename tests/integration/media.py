@@ -94,3 +94,16 @@ def decoded_frames(path: Path) -> int:
         check=True,
     )
     return int(probe.stdout.strip().split(",")[0])
+
+
+def decoded_video_frames(url: str, seconds: int) -> int:
+    """Frames ffmpeg decodes from the first `seconds` of a live HLS URL (fails on an error)."""
+    result = subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-nostats", "-progress", "pipe:1",
+         "-i", url, "-t", str(seconds), "-map", "0:v:0", "-f", "null", "-"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    frames = [line for line in result.stdout.splitlines() if line.startswith("frame=")]
+    assert frames, result.stdout
+    return int(frames[-1].removeprefix("frame="))

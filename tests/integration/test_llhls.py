@@ -21,7 +21,12 @@ import httpx
 import m3u8
 import pytest
 
-from tests.integration.media import first_segment_file, probe_streams, wait_playlist
+from tests.integration.media import (
+    decoded_video_frames,
+    first_segment_file,
+    probe_streams,
+    wait_playlist,
+)
 from tests.support.camera import RtspCamera
 from tests.support.ports import free_port
 from tests.support.server import CamgateServer, wait_for
@@ -215,19 +220,6 @@ def test_preload_hinted_part_is_served_once_complete(ll_server: CamgateServer) -
 
 
 # ----- 3. a standard client decodes both playlists -------------------------------------------
-
-
-def decoded_video_frames(url: str, seconds: int) -> int:
-    """Frames ffmpeg decodes from the first `seconds` of a live HLS URL (fails on an error)."""
-    result = subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-nostats", "-progress", "pipe:1",
-         "-i", url, "-t", str(seconds), "-map", "0:v:0", "-f", "null", "-"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    frames = [line for line in result.stdout.splitlines() if line.startswith("frame=")]
-    assert frames, result.stdout
-    return int(frames[-1].removeprefix("frame="))
 
 
 def probe_url(url: str) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ import httpx
 import m3u8
 import pytest
 
+from tests.integration.media import decoded_video_frames
 from tests.support.camera import RtspCamera
 from tests.support.ports import free_port
 from tests.support.server import CamgateServer, wait_for
@@ -85,17 +86,6 @@ def gstreamer_plays(url: str, seconds: float) -> dict[str, Any]:
     return report
 
 
-def ffmpeg_frames(url: str, seconds: int) -> int:
-    result = subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-nostats", "-progress", "pipe:1",
-         "-i", url, "-t", str(seconds), "-map", "0:v:0", "-f", "null", "-"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    frames = [line for line in result.stdout.splitlines() if line.startswith("frame=")]
-    return int(frames[-1].removeprefix("frame=")) if frames else 0
-
-
 def media_uris(text: str) -> list[str]:
     playlist = m3u8.loads(text)
     uris = [segment.uri for segment in playlist.segments if segment.uri]
@@ -114,8 +104,8 @@ def test_gstreamer_and_ffmpeg_play_a_new_stream_from_its_first_playlist(
     # Start every client at once on that first answer: nobody waits for a "riper" playlist.
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
         gst = pool.submit(gstreamer_plays, url, PLAY_S)
-        ll_frames = pool.submit(ffmpeg_frames, url, FFMPEG_DECODE_S)
-        plain_frames = pool.submit(ffmpeg_frames, f"{url}&ll=0", FFMPEG_DECODE_S)
+        ll_frames = pool.submit(decoded_video_frames, url, FFMPEG_DECODE_S)
+        plain_frames = pool.submit(decoded_video_frames, f"{url}&ll=0", FFMPEG_DECODE_S)
         report = gst.result()
 
     complete = [segment for segment in m3u8.loads(text).segments if segment.uri]
