@@ -8,6 +8,7 @@ import pytest
 
 from camgate.errors import CapacityReached, InvalidInput
 from camgate.fmp4 import Fmp4Reader, Fragment, InitSegment, TrackInfo
+from camgate.outputs.webrtc.access_unit import AvcConfig, access_unit
 from camgate.outputs.webrtc.sink import WebRtcSink, unsupported_video
 from camgate.outputs.webrtc.viewer import (
     CATCH_UP_TICKS,
@@ -158,3 +159,46 @@ def test_an_h265_camera_is_ready_but_refused_with_the_override_to_use() -> None:
     assert "videoCodec: h264" in (unsupported_video(init) or "")
     with pytest.raises(InvalidInput, match="H.265"):
         sink.subscribe()
+
+
+def test_nothing_is_converted_without_a_joined_viewer_and_a_joiner_still_starts_at_a_keyframe(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    converted: list[bytes] = []
+
+    def counted(sample: bytes, config: AvcConfig) -> tuple[bytes, bool]:
+        converted.append(sample)
+        return access_unit(sample, config)
+
+    monkeypatch.setattr("camgate.outputs.webrtc.sink.access_unit", counted)
+    sink, fragments = new_sink()
+    video = [f for f in fragments if f.video_samples]
+    keyframes = [i for i, f in enumerate(video) if f.keyframe]
+    pending = sink.subscribe()  # answered, not connected: no reason to convert yet
+    for fragment in video[: keyframes[1] + 7]:
+        sink.add_fragment(fragment)
+    assert converted == [] and sink.ready
+    assert sink.stats().frames == keyframes[1] + 7
+    assert sink.stats().bytes_held == sum(
+        len(f.data) for f in video[keyframes[1] : keyframes[1] + 7]
+    )
+
+    sink.join(pending)
+    joined = drain(pending)
+    assert len(converted) == 7  # only the latest group, once
+    assert len(joined) == 7 and joined[0].keyframe and not any(f.keyframe for f in joined[1:])
+
+    sink.add_fragment(video[keyframes[1] + 7])  # live: converted as it comes
+    assert len(converted) == 8 and len(drain(pending)) == 1
+    late = sink.subscribe()
+    sink.join(late)
+    assert len(converted) == 8  # the group is converted already
+    assert len(drain(late)) == 8
+
+    sink.unsubscribe(pending), sink.unsubscribe(late)
+    sink.add_fragment(video[keyframes[1] + 8])
+    assert len(converted) == 8  # nobody joined: kept as it came
+    again = sink.subscribe()
+    sink.join(again)
+    rejoined = drain(again)
+    assert len(converted) == 9 and len(rejoined) == 9 and rejoined[0].keyframe

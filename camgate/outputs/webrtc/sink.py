@@ -2,11 +2,14 @@
 latest keyframe for viewers who join, its AAC as Opus while a viewer listens, and bounded queues
 per viewer.
 
-The stream task calls `set_init`, `add_fragment`, `discontinuity` and `close`; each converts a
-picture (and transcodes audio) once for every viewer and appends it to queues, never waiting.
-A viewer's queues are made when its offer is answered (`subscribe`, counted against the limit)
-and join the stream when its tracks first ask for media (`join`, `join_audio`). Nothing here
-knows RTP or HTTP: ``camgate.outputs.webrtc.session`` hands the queues to aiortc.
+The stream task calls `set_init`, `add_fragment`, `discontinuity` and `close`; while a viewer is
+joined each converts a picture (and transcodes audio) once for every viewer and appends it to
+queues, never waiting. While none is, the fragments since the latest keyframe are only kept as
+they came (`PictureGroup`) and converted when a viewer joins, so a camera nobody watches over
+WebRTC costs no conversion. A viewer's queues are made when its offer is answered (`subscribe`,
+counted against the limit) and join the stream when its tracks first ask for media (`join`,
+`join_audio`). Nothing here knows RTP or HTTP: ``camgate.outputs.webrtc.session`` hands the
+queues to aiortc.
 """
 
 from __future__ import annotations
@@ -60,6 +63,76 @@ class SessionCounters:
     frames_dropped: int = 0
 
 
+def fragment_frames(
+    fragment: Fragment, config: AvcConfig, track: TrackInfo, next_decode: int
+) -> tuple[list[EncodedFrame], int]:
+    """The access units of one fragment's video samples and where its last sample ends (for a
+    following traf without tfdt). Raises Fmp4Error for a fragment whose tables do not fit."""
+    frames = []
+    for sample in track_samples(fragment.data, track, next_decode):
+        data, keyframe = access_unit(sample.data, config)
+        next_decode = sample.decode_time + sample.duration
+        pts = sample.presentation_time * RTP_CLOCK_HZ // track.timescale
+        frames.append(EncodedFrame(data, pts, keyframe))
+    return frames, next_decode
+
+
+class PictureGroup:
+    """The pictures since the camera's latest keyframe, for a viewer who joins: the access units
+    converted while viewers watched, then the fragments that came while none did, kept as they
+    are until `take_fragments` hands them over for converting.
+
+    A group larger than ``max_bytes`` is dropped: joiners then wait for the next keyframe."""
+
+    def __init__(self, max_bytes: int = GOP_MAX_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.frames: list[EncodedFrame] = []
+        self.fragments: list[Fragment] = []
+        self.keyframe_seen = False
+        self._frame_bytes = 0
+        self._fragment_bytes = 0
+
+    @property
+    def bytes(self) -> int:
+        return self._frame_bytes + self._fragment_bytes
+
+    def clear(self) -> None:
+        self.frames, self.fragments = [], []
+        self._frame_bytes = self._fragment_bytes = 0
+
+    def hold(self, fragment: Fragment) -> None:
+        """A video fragment nobody needs converted now (the fragment's own sync flag says
+        whether it starts a group)."""
+        if fragment.keyframe:
+            self.keyframe_seen = True
+            self.clear()
+        elif not self.frames and not self.fragments:
+            return
+        if self.bytes + len(fragment.data) > self.max_bytes:
+            self.clear()
+            return
+        self.fragments.append(fragment)
+        self._fragment_bytes += len(fragment.data)
+
+    def keep(self, frame: EncodedFrame) -> None:
+        """A converted picture; the group holds no unconverted fragment (see `take_fragments`)."""
+        if frame.keyframe:
+            self.keyframe_seen = True
+            self.clear()
+        elif not self.frames:
+            return
+        if self.bytes + len(frame.data) > self.max_bytes:
+            self.clear()
+            return
+        self.frames.append(frame)
+        self._frame_bytes += len(frame.data)
+
+    def take_fragments(self) -> list[Fragment]:
+        """The fragments kept unconverted, in order; the caller `keep`s what they hold."""
+        fragments, self.fragments, self._fragment_bytes = self.fragments, [], 0
+        return fragments
+
+
 def unsupported_video(init: InitSegment) -> str | None:
     """Why this stream cannot be sent over WebRTC, or None when it can."""
     if init.video_track_id is None:
@@ -89,10 +162,9 @@ class WebRtcSink:
         self._track: TrackInfo | None = None
         self._unsupported: str | None = None
         self._next_decode = 0
-        self._group: list[EncodedFrame] = []
-        self._group_bytes = 0
-        self._keyframe_seen = False
+        self._group = PictureGroup()
         self._viewers: set[ViewerQueue] = set()
+        self._joined: set[ViewerQueue] = set()  # viewers past `join`: pictures are converted
         self._aac: tuple[TrackInfo, bytes] | None = None
         self._listeners: set[AudioQueue] = set()
         self._transcoder: OpusTranscoder | None = None
@@ -122,26 +194,35 @@ class WebRtcSink:
 
     def add_fragment(self, fragment: Fragment) -> None:
         self._add_audio(fragment)
-        config, track = self._config, self._track
-        if config is None or track is None or not fragment.video_samples:
+        if self._config is None or self._track is None or not fragment.video_samples:
             return
+        self.frames_total += fragment.video_samples
+        self.last_frame_monotonic = self._monotonic()
+        if not self._joined:
+            self._group.hold(fragment)
+            return
+        for frame in self._convert(fragment):
+            self._group.keep(frame)
+            for viewer in self._viewers:
+                viewer.offer(frame)
+
+    def _convert(self, fragment: Fragment) -> list[EncodedFrame]:
+        """The fragment's access units (none, with a warning, for a malformed fragment)."""
+        assert self._config is not None and self._track is not None
         try:
-            samples = track_samples(fragment.data, track, self._next_decode)
-            units = [access_unit(sample.data, config) for sample in samples]
+            frames, self._next_decode = fragment_frames(
+                fragment, self._config, self._track, self._next_decode
+            )
         except Fmp4Error as error:
             log.warning("webrtc: skipped a fragment: %s", error)
-            return
-        for sample, (data, keyframe) in zip(samples, units, strict=True):
-            self._next_decode = sample.decode_time + sample.duration
-            pts = sample.presentation_time * RTP_CLOCK_HZ // track.timescale
-            self._add_frame(EncodedFrame(data, pts, keyframe))
+            return []
+        return frames
 
-    def _add_frame(self, frame: EncodedFrame) -> None:
-        self.frames_total += 1
-        self.last_frame_monotonic = self._monotonic()
-        self._keep(frame)
-        for viewer in self._viewers:
-            viewer.offer(frame)
+    def _convert_held(self) -> None:
+        """Convert the fragments kept while nobody was joined, so the group is access units."""
+        for fragment in self._group.take_fragments():
+            for frame in self._convert(fragment):
+                self._group.keep(frame)
 
     def _add_audio(self, fragment: Fragment) -> None:
         if self._aac is None or not any(queue.joined for queue in self._listeners):
@@ -159,35 +240,23 @@ class WebRtcSink:
             for queue in self._listeners:
                 queue.offer(packet)
 
-    def _keep(self, frame: EncodedFrame) -> None:
-        if frame.keyframe:
-            self._keyframe_seen = True
-            self._group, self._group_bytes = [], 0
-        elif not self._group:
-            return
-        if self._group_bytes + len(frame.data) > GOP_MAX_BYTES:
-            self._group, self._group_bytes = [], 0
-            return
-        self._group.append(frame)
-        self._group_bytes += len(frame.data)
-
     def discontinuity(self) -> None:
         self._restart()
 
     def _restart(self) -> None:
-        self._keyframe_seen = False
         self._next_decode = 0
-        self._group, self._group_bytes = [], 0
+        self._group = PictureGroup()
         self._transcoder = None  # a new run's AAC may differ; its decoder starts afresh
         for viewer in self._viewers:
             viewer.restart()
 
     def close(self) -> None:
         self._closed = True
-        self._group, self._group_bytes = [], 0
+        self._group = PictureGroup()
         for viewer in self._viewers:
             viewer.finish(ViewerEnd.STREAM_STOPPED)
         self._viewers.clear()
+        self._joined.clear()
         for queue in self._listeners:
             queue.finish()
         self._listeners.clear()
@@ -216,11 +285,15 @@ class WebRtcSink:
         return viewer
 
     def join(self, viewer: ViewerQueue) -> None:
-        """The viewer is connected and wants pictures: from the latest keyframe on."""
+        """The viewer is connected and wants pictures: from the latest keyframe on (the
+        fragments kept unconverted are converted now, once, for every later viewer too)."""
         if viewer in self._viewers:
-            viewer.start(self._group)
+            self._convert_held()
+            self._joined.add(viewer)
+            viewer.start(self._group.frames)
 
     def unsubscribe(self, viewer: ViewerQueue) -> None:
+        self._joined.discard(viewer)
         if viewer in self._viewers:
             self._viewers.discard(viewer)
             self.counters.frames_dropped += viewer.frames_dropped
@@ -259,7 +332,7 @@ class WebRtcSink:
         """A viewer joining now gets a keyframe at once (or is told at once why it cannot)."""
         if self._init is None:
             return False
-        return self._unsupported is not None or self._keyframe_seen
+        return self._unsupported is not None or self._group.keyframe_seen
 
     @property
     def consumers(self) -> int:
@@ -269,7 +342,7 @@ class WebRtcSink:
         counters = self.counters
         return WebRtcStats(
             consumers=len(self._viewers),
-            bytes_held=self._group_bytes,
+            bytes_held=self._group.bytes,
             bytes_sent=counters.bytes_sent,
             last_media_age_s=media_age_s(self.last_frame_monotonic, self._monotonic()),
             viewers=len(self._viewers),
