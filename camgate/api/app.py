@@ -20,7 +20,8 @@ from camgate.api.auth import Authorizer, authorize
 from camgate.api.cluster import PlaysElsewhere, answer_elsewhere, open_relay, route_to_owner
 from camgate.api.errors import install_error_handlers
 from camgate.api.guard import RequestGuard, default_allowed_hosts, split_list
-from camgate.api.outputs.hls import create_hls_router
+from camgate.api.outputs.hls import HlsAnswers, create_hls_router
+from camgate.api.outputs.hls_fast import HlsFastPath
 from camgate.api.outputs.mse import create_mse_router
 from camgate.api.outputs.snapshot import create_snapshot_router, snapshot_sink
 from camgate.api.outputs.whep import create_whep_router
@@ -97,14 +98,13 @@ def create_app(
     app.include_router(seed.router)
     app.include_router(cameras.router)
     app.include_router(ops.router)
-    app.include_router(
-        create_hls_router(
-            lambda camera_id: hls_sink(app.state.manager, camera_id),
-            demand=lambda camera_id: demanded(app.state.manager, camera_id, LiveHls),
-            block_timeout_s=settings.hls_block_timeout_s,
-            cors_origins=split_list(settings.cors_origins),
-        )
+    hls_answers = HlsAnswers(
+        lambda camera_id: hls_sink(app.state.manager, camera_id),
+        demand=lambda camera_id: demanded(app.state.manager, camera_id, LiveHls),
+        block_timeout_s=settings.hls_block_timeout_s,
+        cors_origins=split_list(settings.cors_origins),
     )
+    app.include_router(create_hls_router(hls_answers))
     app.include_router(create_snapshot_router(lambda id_: snapshot_sink(app.state.manager, id_)))
     app.include_router(create_mse_router(lambda id_: demanded(app.state.manager, id_, MseSink)))
     app.include_router(
@@ -114,6 +114,12 @@ def create_app(
     )
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
+    # Added first, so it runs inside the guard (the last added middleware is the outermost).
+    app.add_middleware(
+        HlsFastPath,  # type: ignore[arg-type]
+        answers=hls_answers,
+        authorizer=authorizer,
+    )
     app.add_middleware(
         RequestGuard,  # type: ignore[arg-type]
         authorizer=authorizer,

@@ -59,6 +59,11 @@ def error_response(
     return JSONResponse({"success": False, "error": message}, status_code=status, headers=headers)
 
 
+def error_body(message: str) -> bytes:
+    """The bytes of `error_response`'s body, for answers sent below the web framework."""
+    return bytes(JSONResponse({"success": False, "error": message}).body)
+
+
 def describe_request_error(error: RequestValidationError) -> str:
     """'field: problem' for each invalid field; never echoes the input (it may hold a URL)."""
     parts = []

@@ -10,7 +10,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from camgate.api.outputs.hls import create_hls_router
+from camgate.api.auth import Authorizer, TokenSet, ViewerSigner
+from camgate.api.outputs.hls import HlsAnswers, create_hls_router
+from camgate.api.outputs.hls_fast import HlsFastPath
 from camgate.fmp4 import Fmp4Reader, Fragment, InitSegment
 from camgate.outputs.hls.live import LiveHls
 from camgate.outputs.hls.segmenter import Part, Segmenter
@@ -50,20 +52,35 @@ def camera() -> Camera:
     return Camera()
 
 
+# Every test runs twice: through the FastAPI routes, and through the fast path below the
+# framework that serves the same URLs in the app (camgate.api.outputs.hls_fast).
+WAYS = ["routes", "fast path"]
+
+
 def client_for(
-    cameras: dict[str, LiveHls], block_timeout_s: float, cors_origins: list[str] | None = None
+    cameras: dict[str, LiveHls],
+    block_timeout_s: float,
+    cors_origins: list[str] | None = None,
+    way: str = "routes",
 ) -> httpx.AsyncClient:
     app = FastAPI()
-    app.include_router(
-        create_hls_router(cameras.get, block_timeout_s=block_timeout_s, cors_origins=cors_origins)
-    )
+    answers = HlsAnswers(cameras.get, block_timeout_s=block_timeout_s, cors_origins=cors_origins)
+    app.include_router(create_hls_router(answers))
+    if way == "fast path":
+        open_server = Authorizer(TokenSet("", None), ViewerSigner(b"k" * 32))
+        app.add_middleware(HlsFastPath, answers=answers, authorizer=open_server)  # type: ignore[arg-type]
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://camgate")
 
 
+@pytest.fixture(params=WAYS)
+def way(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-async def client(camera: Camera) -> AsyncIterator[httpx.AsyncClient]:
+async def client(camera: Camera, way: str) -> AsyncIterator[httpx.AsyncClient]:
     idle = Camera()  # init segment only: not playable yet
-    async with client_for({"cam": camera.live, "idle": idle.live}, 5.0) as http:
+    async with client_for({"cam": camera.live, "idle": idle.live}, 5.0, way=way) as http:
         yield http
 
 
@@ -176,20 +193,20 @@ async def test_bad_blocking_requests_are_400(
     assert response.json()["success"] is False
 
 
-async def test_msn_two_ahead_of_the_live_edge_is_accepted(camera: Camera) -> None:
+async def test_msn_two_ahead_of_the_live_edge_is_accepted(camera: Camera, way: str) -> None:
     camera.segments(2)
     edge = camera.live.live_edge_msn
     assert edge is not None
-    async with client_for({"cam": camera.live}, 0.05) as http:
+    async with client_for({"cam": camera.live}, 0.05, way=way) as http:
         waited = await http.get(f"/hls/cam/index.m3u8?_HLS_msn={edge + 2}")
         too_far = await http.get(f"/hls/cam/index.m3u8?_HLS_msn={edge + 3}")
     assert (waited.status_code, too_far.status_code) == (503, 400)
 
 
-async def test_blocking_reload_times_out_with_503(camera: Camera) -> None:
+async def test_blocking_reload_times_out_with_503(camera: Camera, way: str) -> None:
     camera.segments(2)
     msn, part = camera.live.segmenter.next_position
-    async with client_for({"cam": camera.live}, 0.05) as http:
+    async with client_for({"cam": camera.live}, 0.05, way=way) as http:
         response = await http.get(f"/hls/cam/index.m3u8?_HLS_msn={msn}&_HLS_part={part}")
     assert response.status_code == 503
 
@@ -228,10 +245,10 @@ async def test_hinted_part_is_held_until_complete(
     assert response.content == arrived.data
 
 
-async def test_preflight_and_cors_only_for_configured_origins(camera: Camera) -> None:
+async def test_preflight_and_cors_only_for_configured_origins(camera: Camera, way: str) -> None:
     camera.segments(2)
     preflight = {"Access-Control-Request-Method": "GET"}
-    async with client_for({"cam": camera.live}, 1.0, ["https://nvr.example"]) as http:
+    async with client_for({"cam": camera.live}, 1.0, ["https://nvr.example"], way) as http:
         allowed = await http.options(
             "/hls/cam/index.m3u8", headers={"Origin": "https://nvr.example", **preflight}
         )
@@ -248,7 +265,7 @@ async def test_preflight_and_cors_only_for_configured_origins(camera: Camera) ->
     assert "access-control-allow-origin" not in foreign.headers
     assert media.headers["access-control-allow-origin"] == "https://nvr.example"
     assert "access-control-allow-origin" not in other.headers
-    async with client_for({"cam": camera.live}, 1.0, ["https://nvr.example"]) as http:
+    async with client_for({"cam": camera.live}, 1.0, ["https://nvr.example"], way) as http:
         media_preflight = await http.options(
             camera.url("part-0.m4s"), headers={"Origin": "https://nvr.example", **preflight}
         )

@@ -152,7 +152,9 @@ class LiveHls:
                 if self._closed or remaining <= 0:
                     return False
                 try:
-                    await asyncio.wait_for(self._changed.wait(), remaining)
+                    # asyncio.timeout, not wait_for: no task per waiter (hundreds per part).
+                    async with asyncio.timeout(remaining):
+                        await self._changed.wait()
                 except TimeoutError:
                     return ready()
             return True
