@@ -19,7 +19,15 @@ from camgate.api import cameras, ops, seed, web
 from camgate.api.auth import Authorizer, authorize
 from camgate.api.cluster import PlaysElsewhere, answer_elsewhere, open_relay, route_to_owner
 from camgate.api.errors import install_error_handlers
-from camgate.api.guard import RequestGuard, default_allowed_hosts, split_list
+from camgate.api.guard import (
+    ASGIApp,
+    Receive,
+    RequestGuard,
+    Scope,
+    Send,
+    default_allowed_hosts,
+    split_list,
+)
 from camgate.api.outputs.hls import HlsAnswers, create_hls_router
 from camgate.api.outputs.hls_fast import HlsFastPath
 from camgate.api.outputs.mse import create_mse_router
@@ -83,7 +91,7 @@ def create_app(
             await loop_lag.stop()
 
     authorizer = Authorizer.from_settings(settings)
-    app = FastAPI(
+    app = CamgateApp(
         title="camgate",
         version=__version__,
         lifespan=lifespan,
@@ -114,14 +122,8 @@ def create_app(
     )
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
-    # Added first, so it runs inside the guard (the last added middleware is the outermost).
-    app.add_middleware(
-        HlsFastPath,  # type: ignore[arg-type]
-        answers=hls_answers,
-        authorizer=authorizer,
-    )
-    app.add_middleware(
-        RequestGuard,  # type: ignore[arg-type]
+    app.front = RequestGuard(
+        HlsFastPath(app.framework, answers=hls_answers, authorizer=authorizer),
         authorizer=authorizer,
         allowed_hosts=[
             *default_allowed_hosts(settings.host),
@@ -131,6 +133,24 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
     )
     return app
+
+
+class CamgateApp(FastAPI):
+    """FastAPI behind camgate's ASGI front: every request meets the request guard first, and
+    the HLS URLs are then answered by the fast path without the framework's middleware,
+    routing and telemetry (camgate.api.outputs.hls_fast); everything else goes on to FastAPI."""
+
+    front: ASGIApp | None = None
+
+    async def framework(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await super().__call__(scope, receive, send)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["app"] = self  # as the framework sets it: the front reads the app's state too
+        if self.front is None:
+            await self.framework(scope, receive, send)
+            return
+        await self.front(scope, receive, send)
 
 
 SinkT = TypeVar("SinkT", LiveHls, MseSink, WebRtcSink)

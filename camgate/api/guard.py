@@ -17,6 +17,7 @@ It answers with the API's JSON envelope and never echoes secrets.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import json
 import socket
@@ -64,7 +65,15 @@ def media_type_of(content_type: str | None) -> str:
     return (content_type or "").split(";")[0].strip().lower()
 
 
+IP_LITERAL_MAX = 64  # the longest IPv6 text with a zone is shorter; longer names are not IPs
+
+
 def is_ip_literal(name: str) -> bool:
+    return len(name) <= IP_LITERAL_MAX and _parses_as_ip(name)
+
+
+@functools.lru_cache(maxsize=256)  # once per Host name, not on every request
+def _parses_as_ip(name: str) -> bool:
     try:
         ipaddress.ip_address(name)
     except ValueError:

@@ -7,7 +7,8 @@ objects; this ASGI layer answers the four HLS GET URLs of a camera that plays on
 itself, with the answers of `camgate.api.outputs.hls.HlsAnswers` (docs/benchmarks.md, viewer
 fan-out, has the figures).
 
-It sits inside `camgate.api.guard.RequestGuard`, so the Host and Origin rules and the security
+It runs inside `camgate.api.guard.RequestGuard` (both are the ASGI front of
+`camgate.api.app.CamgateApp`, ahead of FastAPI), so the Host and Origin rules and the security
 headers apply as to every request, and it applies the same access check as the routes
 (`Authorizer.check` at `Access.PLAY`). Anything else goes on to the app unchanged, where the
 routes answer exactly as before: other methods and paths, a request the access check refuses
