@@ -50,9 +50,12 @@ class SpawnError(Exception):
     """The child could not be started (no such executable, out of file descriptors, ...)."""
 
 
-async def spawn(argv: Sequence[str], stdin_bytes: bytes = b"") -> asyncio.subprocess.Process:
+async def spawn(
+    argv: Sequence[str], stdin_bytes: bytes = b"", pass_fds: Sequence[int] = ()
+) -> asyncio.subprocess.Process:
     """Start `argv` with stdout and stderr piped, in its own process group, dying with us;
-    `stdin_bytes` is its whole stdin (closed once written), else stdin is /dev/null."""
+    `stdin_bytes` is its whole stdin (closed once written), else stdin is /dev/null;
+    `pass_fds` are inherited under the same numbers."""
     try:
         process = await asyncio.create_subprocess_exec(
             *argv,
@@ -61,6 +64,7 @@ async def spawn(argv: Sequence[str], stdin_bytes: bytes = b"") -> asyncio.subpro
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
             preexec_fn=_death_signal_setter(),
+            pass_fds=tuple(pass_fds),
         )
     except OSError as error:
         name = os.path.basename(argv[0]) if argv else "?"

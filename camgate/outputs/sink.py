@@ -12,9 +12,10 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from camgate.config import Settings
+from camgate.flv import FlvItem
 from camgate.fmp4 import Fragment, InitSegment
 
 
@@ -76,6 +77,14 @@ class MediaSink(Protocol):
         ...
 
 
+@runtime_checkable
+class PacketSink(Protocol):
+    """An output that also takes the video packet by packet, as FFmpeg has it (``camgate.flv``):
+    a frame sooner than the fragments, for outputs where a frame of delay counts (WebRTC)."""
+
+    def add_packet(self, item: FlvItem) -> None: ...
+
+
 class OutputFactory(Protocol):
     """Makes one output's sink for a stream that starts."""
 
@@ -89,6 +98,7 @@ class Outputs:
 
     def __init__(self, sinks: Sequence[MediaSink]) -> None:
         self._sinks = {sink.name: sink for sink in sinks}
+        self._packet_sinks = [sink for sink in sinks if isinstance(sink, PacketSink)]
 
     @classmethod
     def build(
@@ -106,6 +116,15 @@ class Outputs:
     def add_fragment(self, fragment: Fragment) -> None:
         for sink in self._sinks.values():
             sink.add_fragment(fragment)
+
+    @property
+    def takes_packets(self) -> bool:
+        """Some output wants the video packet by packet too (FFmpeg then writes it twice)."""
+        return bool(self._packet_sinks)
+
+    def add_packet(self, item: FlvItem) -> None:
+        for sink in self._packet_sinks:
+            sink.add_packet(item)
 
     def discontinuity(self) -> None:
         for sink in self._sinks.values():

@@ -2,7 +2,10 @@
 latest keyframe for viewers who join, its AAC as Opus while a viewer listens, and bounded queues
 per viewer.
 
-The stream task calls `set_init`, `add_fragment`, `discontinuity` and `close`; while a viewer is
+The stream task calls `set_init`, `add_fragment`, `discontinuity` and `close`, and when FFmpeg
+writes the video a second time packet by packet (``camgate.flv``, a frame ahead of the MP4)
+`add_packet`: from that run's sequence header on, the pictures come from the packets and the
+fragments give only the audio. While a viewer is
 joined each converts a picture (and transcodes audio) once for every viewer and appends it to
 queues, never waiting. While none is, the fragments since the latest keyframe are only kept as
 they came (`PictureGroup`) and converted when a viewer joins, so a camera nobody watches over
@@ -21,9 +24,10 @@ from dataclasses import dataclass
 
 from camgate.config import Settings
 from camgate.errors import CapacityReached, InvalidInput
+from camgate.flv import AvcSequenceHeader, FlvItem, VideoPacket
 from camgate.fmp4 import Fmp4Error, Fragment, InitSegment, TrackInfo
 from camgate.outputs.sink import SinkStats, media_age_s
-from camgate.outputs.webrtc.access_unit import AvcConfig, access_unit, avc_config
+from camgate.outputs.webrtc.access_unit import AvcConfig, access_unit, avc_config, parse_avcc
 from camgate.outputs.webrtc.audio import AudioQueue, OpusTranscoder, aac_config
 from camgate.outputs.webrtc.samples import track_samples
 from camgate.outputs.webrtc.viewer import (
@@ -51,6 +55,7 @@ class WebRtcStats(SinkStats):
     sessions_dropped: int = 0
     audio_viewers: int = 0
     audio_packets: int = 0
+    video_feed: str = "fragments"  # or "packets": FFmpeg's second output, a frame sooner
 
 
 @dataclass
@@ -77,6 +82,12 @@ def fragment_frames(
     return frames, next_decode
 
 
+def packet_frame(packet: VideoPacket, config: AvcConfig) -> EncodedFrame:
+    """The access unit of one packet (FLV times are milliseconds)."""
+    data, keyframe = access_unit(packet.data, config)
+    return EncodedFrame(data, packet.pts_ms * RTP_CLOCK_HZ // 1000, keyframe)
+
+
 class PictureGroup:
     """The pictures since the camera's latest keyframe, for a viewer who joins: the access units
     converted while viewers watched, then the fragments that came while none did, kept as they
@@ -87,7 +98,7 @@ class PictureGroup:
     def __init__(self, max_bytes: int = GOP_MAX_BYTES) -> None:
         self.max_bytes = max_bytes
         self.frames: list[EncodedFrame] = []
-        self.fragments: list[Fragment] = []
+        self.fragments: list[Fragment | VideoPacket] = []
         self.keyframe_seen = False
         self._frame_bytes = 0
         self._fragment_bytes = 0
@@ -100,8 +111,8 @@ class PictureGroup:
         self.frames, self.fragments = [], []
         self._frame_bytes = self._fragment_bytes = 0
 
-    def hold(self, fragment: Fragment) -> None:
-        """A video fragment nobody needs converted now (the fragment's own sync flag says
+    def hold(self, fragment: Fragment | VideoPacket) -> None:
+        """A video fragment or packet nobody needs converted now (its own sync flag says
         whether it starts a group)."""
         if fragment.keyframe:
             self.keyframe_seen = True
@@ -127,7 +138,7 @@ class PictureGroup:
         self.frames.append(frame)
         self._frame_bytes += len(frame.data)
 
-    def take_fragments(self) -> list[Fragment]:
+    def take_fragments(self) -> list[Fragment | VideoPacket]:
         """The fragments kept unconverted, in order; the caller `keep`s what they hold."""
         fragments, self.fragments, self._fragment_bytes = self.fragments, [], 0
         return fragments
@@ -162,6 +173,7 @@ class WebRtcSink:
         self._track: TrackInfo | None = None
         self._unsupported: str | None = None
         self._next_decode = 0
+        self._packet_config: AvcConfig | None = None  # this run's video comes from packets
         self._group = PictureGroup()
         self._viewers: set[ViewerQueue] = set()
         self._joined: set[ViewerQueue] = set()  # viewers past `join`: pictures are converted
@@ -190,31 +202,57 @@ class WebRtcSink:
         except (Fmp4Error, IndexError) as error:
             log.warning("webrtc: the camera's audio configuration is unreadable: %s", error)
             self._aac = None
-        self._restart()
+        self._transcoder = None  # a new run's AAC may differ; its decoder starts afresh
+        if self._packet_config is None:  # packets may have come first: keep their pictures
+            self._restart_video()
 
     def add_fragment(self, fragment: Fragment) -> None:
         self._add_audio(fragment)
-        if self._config is None or self._track is None or not fragment.video_samples:
+        if self._packet_config is not None or not fragment.video_samples:
             return
-        self.frames_total += fragment.video_samples
+        if self._config is not None and self._track is not None:
+            self._add_video(fragment, fragment.video_samples)
+
+    def add_packet(self, item: FlvItem) -> None:
+        """The video once more, packet by packet: a run's sequence header, then its pictures."""
+        if isinstance(item, AvcSequenceHeader):
+            self._use_packets(item)
+        elif self._packet_config is not None:
+            self._add_video(item, 1)
+
+    def _use_packets(self, header: AvcSequenceHeader) -> None:
+        try:
+            config = parse_avcc(header.record)
+        except (Fmp4Error, IndexError) as error:
+            log.warning("webrtc: unreadable H.264 configuration in the packets: %s", error)
+            return
+        if self._group.bytes:  # pictures of this run came from fragments: start afresh
+            self._restart_video()
+        self._packet_config = config
+
+    def _add_video(self, item: Fragment | VideoPacket, pictures: int) -> None:
+        self.frames_total += pictures
         self.last_frame_monotonic = self._monotonic()
         if not self._joined:
-            self._group.hold(fragment)
+            self._group.hold(item)
             return
-        for frame in self._convert(fragment):
+        for frame in self._convert(item):
             self._group.keep(frame)
             for viewer in self._viewers:
                 viewer.offer(frame)
 
-    def _convert(self, fragment: Fragment) -> list[EncodedFrame]:
-        """The fragment's access units (none, with a warning, for a malformed fragment)."""
-        assert self._config is not None and self._track is not None
+    def _convert(self, item: Fragment | VideoPacket) -> list[EncodedFrame]:
+        """The access units of a fragment or packet (none, with a warning, when malformed)."""
         try:
+            if isinstance(item, VideoPacket):
+                assert self._packet_config is not None
+                return [packet_frame(item, self._packet_config)]
+            assert self._config is not None and self._track is not None
             frames, self._next_decode = fragment_frames(
-                fragment, self._config, self._track, self._next_decode
+                item, self._config, self._track, self._next_decode
             )
         except Fmp4Error as error:
-            log.warning("webrtc: skipped a fragment: %s", error)
+            log.warning("webrtc: skipped a picture: %s", error)
             return []
         return frames
 
@@ -241,12 +279,13 @@ class WebRtcSink:
                 queue.offer(packet)
 
     def discontinuity(self) -> None:
-        self._restart()
+        self._packet_config = None  # the next run says again whether packets come
+        self._transcoder = None
+        self._restart_video()
 
-    def _restart(self) -> None:
+    def _restart_video(self) -> None:
         self._next_decode = 0
         self._group = PictureGroup()
-        self._transcoder = None  # a new run's AAC may differ; its decoder starts afresh
         for viewer in self._viewers:
             viewer.restart()
 
@@ -353,6 +392,7 @@ class WebRtcSink:
             sessions_dropped=counters.sessions_dropped,
             audio_viewers=sum(1 for queue in self._listeners if queue.joined),
             audio_packets=self.audio_packets,
+            video_feed="packets" if self._packet_config is not None else "fragments",
         )
 
 
