@@ -18,7 +18,8 @@
 // The page follows its camera's state from the server (/watch/<id>/events, server-sent events
 // read by events.js): when the stream goes down (backoff, stopped, failed) the player is torn
 // down and the page says why, in the stream's own words, and waits; when the stream runs again
-// the player starts at once. An H.265 camera this browser cannot play (codecs.js) is said so,
+// the player starts at once. WebRTC starts without waiting for that state (its offer goes out
+// beside the feed's request); the other modes start once the state says the camera runs. An H.265 camera this browser cannot play (codecs.js) is said so,
 // not handed to a decoder that fails. Without that feed (an older or unreachable server) fatal
 // errors tear the player down and build a new one after a back-off, for as long as the page is
 // open.
@@ -714,6 +715,11 @@
   wireControls();
   setState("connecting");
   openFeed();
+  // WebRTC needs nothing from the feed to begin: its offer goes out now, beside the feed's
+  // request, instead of a round trip later. The camera's state, when it comes, stops the player
+  // like any other (camera down, H.265 not playable here); an H.265 camera this browser plays
+  // refuses the offer and the page falls back to MSE by itself.
+  if (mode === "webrtc" && typeof CamgateWhep !== "undefined" && CamgateWhep.supported()) start();
   // The camera's state normally arrives within milliseconds; without it, play anyway.
   setTimeout(decideWithoutFeed, FEED_WAIT_MS);
 })();
