@@ -1,5 +1,13 @@
-"""One attempt at pulling a camera: ask FFmpeg what it sends, run FFmpeg, read its fragmented MP4
-until it ends, stalls, writes garbage or is told to stop, and say why it ended.
+"""One attempt at pulling a camera: run FFmpeg, read its fragmented MP4 until it ends, stalls,
+writes garbage or is told to stop, and say why it ended.
+
+There is no separate probe. FFmpeg is started with a plan: the codec facts the camera's last
+run reported, or for a camera not seen yet the most common case (H.264 without audio, its
+SPS/PPS in the SDP). FFmpeg describes the camera's streams before it writes any output; when
+the command for those facts differs from the one running (audio to copy or convert, H.265's tag,
+a full probe for an SDP without SPS/PPS), this FFmpeg is replaced by one for the facts, and
+nothing it wrote reaches the outputs. So a camera that fits the plan starts with one FFmpeg and
+one RTSP session, and one that does not with two, as with a probe before every start.
 
 A `Pull` owns the FFmpeg processes and tasks it starts and ends them all before `run()` returns.
 It decides nothing about retrying: the stream's supervisor does. Whatever goes wrong while
@@ -24,12 +32,11 @@ from camgate.ffmpeg import (
     Failure,
     FailureReason,
     FfmpegCommand,
+    InputDump,
     MediaInfo,
     StderrLines,
     classify_probe_failure,
     classify_stderr,
-    parse_media_info,
-    probe_command,
     stream_command,
 )
 from camgate.fmp4 import Fmp4Error, Fmp4Reader, Fragment, InitSegment
@@ -48,6 +55,27 @@ _HARMLESS = (
     "consider increasing probesize",
 )
 UNWATCHED = "unwatched"  # what the viewer watch returns when an on-demand camera goes idle
+# A run whose output arrives before FFmpeg's description of its input (two pipes, read apart)
+# waits this long for the description before trusting its plan.
+DESCRIPTION_GRACE_S = 2.0
+ROUTINE_LINES = ("  ", "Output #", "Stream mapping:", "Press [q]")  # FFmpeg's info at start
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The codec facts a run's command is built from, and whether FFmpeg may probe tiny (the
+    SDP carries SPS/PPS, so FFmpeg knows the picture size at once)."""
+
+    info: MediaInfo
+    fast_probe: bool = True
+
+    def after(self, facts: MediaInfo) -> Plan:
+        """The plan for what a run with this plan described. Without SPS/PPS in the SDP a
+        tiny probe finds no picture size: from then on FFmpeg probes the stream."""
+        return Plan(facts, self.fast_probe and facts.width is not None)
+
+
+FIRST_PLAN = Plan(MediaInfo(video_codec="h264"))  # a camera not seen yet
 
 
 @dataclass
@@ -64,7 +92,7 @@ class Attempt:
 class PullHooks:
     """How a pull reports to its stream."""
 
-    started: Callable[[int, MediaInfo], None]  # FFmpeg runs (pid) with what the probe found
+    started: Callable[[int, MediaInfo], None]  # FFmpeg runs (pid) with what it described
     item: Callable[[InitSegment | Fragment], None]  # every init segment and fragment
     received: Callable[[int], None]  # bytes read from FFmpeg
     stalled: Callable[[float], None]  # no media for that many seconds
@@ -82,6 +110,7 @@ class Pull:
         stop: asyncio.Event,
         hooks: PullHooks,
         log: logging.LoggerAdapter[logging.Logger],
+        plan: Plan | None = None,
     ) -> None:
         self._spec = spec
         self._settings = settings
@@ -89,8 +118,14 @@ class Pull:
         self._stop = stop
         self._hooks = hooks
         self._log = log
+        self.plan = plan or FIRST_PLAN  # once confirmed, the plan for the camera's next run
         self._stderr: deque[str] = deque(maxlen=STDERR_LINES_KEPT)
         self._last_media = time.monotonic()
+        self.confirmed = False  # the running FFmpeg described the camera as planned
+        self._dump = InputDump()
+        self._described: asyncio.Future[MediaInfo] | None = None
+        self._held: list[InitSegment | Fragment] = []
+        self._output_seen = asyncio.Event()
 
     async def run(self) -> Attempt:
         attempt = Attempt(time.monotonic())
@@ -104,70 +139,119 @@ class Pull:
         return attempt
 
     async def _run(self, attempt: Attempt) -> None:
-        info, fast_probe = await self._probe()
-        if info is None:
-            attempt.failure = classify_probe_failure(
-                list(self._stderr),
-                time.monotonic() - attempt.started_monotonic,
-                self._settings.rtsp_timeout_s,
+        plan = self.plan
+        for _ in range(2):  # the planned run, then at most one for the facts it reported
+            command = stream_command(
+                self._ffmpeg, self._spec, self._settings, plan.info, plan.fast_probe
             )
-            return
-        if self._stop.is_set():
-            return
-        command = stream_command(self._ffmpeg, self._spec, self._settings, info, fast_probe)
+            replan = await self._stream(command, attempt)
+            if replan is None or self._stop.is_set():
+                return
+            self._log.info(
+                "camera sends video=%s audio=%s: restarting ffmpeg for it",
+                replan.info.video_codec,
+                replan.info.audio_codec,
+            )
+            plan = self.plan = replan
+        attempt.failure = Failure(FailureReason.UNKNOWN, "the camera's streams keep changing")
+
+    async def _stream(self, command: FfmpegCommand, attempt: Attempt) -> Plan | None:
+        """Run FFmpeg with `command` until it ends; the plan to run instead when FFmpeg
+        described a camera this command was not built for."""
+        self.confirmed = False
+        self._dump = InputDump()
+        self._described = asyncio.get_running_loop().create_future()
+        self._held, self._output_seen = [], asyncio.Event()
+        attempt.failure, attempt.exit_code, attempt.unwatched = None, None, False
         process = await self._spawn(command)
         self._last_media = time.monotonic()
-        self._hooks.started(process.pid, info)
         try:
-            outcome = await self._watch(process)
-            attempt.unwatched = outcome == UNWATCHED
-            attempt.failure = outcome if isinstance(outcome, Failure) else None
+            outcome = await self._watch(process, command)
         finally:
             attempt.exit_code = await child.terminate(process, self._settings.stop_timeout_s)
+        if isinstance(outcome, Plan):
+            return outcome
+        if not self.confirmed and self._dump.facts is not None:
+            replan = self._replan(command, self._dump.facts)
+            if replan is not None:
+                return replan  # FFmpeg failed on a plan that did not fit the camera
+        attempt.unwatched = outcome == UNWATCHED
+        attempt.failure = outcome if isinstance(outcome, Failure) else None
         if attempt.failure is None and not attempt.unwatched and not self._stop.is_set():
-            attempt.failure = classify_stderr(list(self._stderr), attempt.exit_code)
+            lines = list(self._stderr)
+            attempt.failure = (
+                classify_stderr(lines, attempt.exit_code)
+                if self._dump.facts is not None
+                else self._no_description_failure(lines, attempt)
+            )
+        return None
+
+    def _no_description_failure(self, lines: list[str], attempt: Attempt) -> Failure:
+        """Why a run ended before FFmpeg could describe the camera (it never got its streams)."""
+        failure = classify_probe_failure(
+            lines, time.monotonic() - attempt.started_monotonic, self._settings.rtsp_timeout_s
+        )
+        if failure.reason is FailureReason.UNKNOWN and any("Stream #" in line for line in lines):
+            return Failure(FailureReason.NO_VIDEO, "Stream map '0:v:0' matches no streams")
+        return failure
+
+    def _replan(self, command: FfmpegCommand, facts: MediaInfo) -> Plan | None:
+        """The plan for `facts`, None when it gives the same command."""
+        plan = self.plan.after(facts)
+        wanted = stream_command(
+            self._ffmpeg, self._spec, self._settings, plan.info, plan.fast_probe
+        )
+        return None if wanted == command else plan
 
     async def _spawn(self, command: FfmpegCommand) -> asyncio.subprocess.Process:
         return await child.spawn(command.argv, command.stdin_bytes)
 
-    async def _probe(self) -> tuple[MediaInfo | None, bool]:
-        """Ask FFmpeg what the camera sends; `None` when it could not tell (see stderr)."""
-        process = await self._spawn(probe_command(self._ffmpeg, self._spec, self._settings))
-        stop_wait = asyncio.ensure_future(self._stop.wait())
-        output = asyncio.ensure_future(process.communicate())
+    async def _confirm(self, pid: int, command: FfmpegCommand) -> Plan:
+        """Check FFmpeg's description of the camera against the plan `command` was built from:
+        the plan for the facts when they differ; else report the run started, pass on the
+        output held until now, and wait for the other tasks to end the run."""
+        assert self._described is not None
+        described = self._described
+        output: asyncio.Future[Any] = asyncio.ensure_future(self._output_seen.wait())
         try:
-            await asyncio.wait(
-                {output, stop_wait},
-                timeout=self._settings.rtsp_timeout_s + 5,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            if not output.done():
-                if not self._stop.is_set():
-                    self._stderr.append("probe timed out")
-                return None, True
-            text = output.result()[1].decode("utf-8", "replace")
+            waits: set[asyncio.Future[Any]] = {described, output}
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            if not described.done():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(DESCRIPTION_GRACE_S):
+                        await asyncio.shield(described)
         finally:
-            stop_wait.cancel()
-            await child.terminate(process, self._settings.stop_timeout_s)  # if still running
             output.cancel()
-        info = parse_media_info(text)
-        if info.video_codec is None:
-            secrets = self._spec.secrets
-            lines = text.splitlines()[-STDERR_LINES_KEPT:]
-            self._stderr.extend(redact_text(line, secrets) for line in lines if line)
-            if "Stream #" in text:
-                self._stderr.append("Stream map '0:v:0' matches no streams")
-            return None, True
-        # Without SPS/PPS in the SDP FFmpeg reports no picture size: probe the stream instead.
-        return info, info.width is not None
+        if described.done():
+            facts = described.result()
+            replan = self._replan(command, facts)
+            if replan is not None:
+                return replan
+            if facts.video_codec is None:
+                await asyncio.Event().wait()  # FFmpeg fails on its own: no video to map
+        else:
+            self._log.warning("ffmpeg did not describe the camera's streams; trusting the plan")
+            facts = self.plan.info
+        self.plan = self.plan.after(facts) if described.done() else self.plan
+        self.confirmed = True
+        self._hooks.started(pid, facts)
+        held, self._held = self._held, []
+        for item in held:
+            self._hooks.item(item)
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
 
-    async def _watch(self, process: asyncio.subprocess.Process) -> Failure | str | None:
-        """Run until FFmpeg exits, stalls, writes garbage, nobody watches an on-demand camera
-        (UNWATCHED) or the stream is stopped."""
+    async def _watch(
+        self, process: asyncio.subprocess.Process, command: FfmpegCommand
+    ) -> Failure | Plan | str | None:
+        """Run until FFmpeg exits, stalls, writes garbage, describes a camera `command` was not
+        built for (the `Plan` for it), nobody watches an on-demand camera (UNWATCHED) or the
+        stream is stopped."""
         assert process.stdout is not None and process.stderr is not None
         pump = asyncio.create_task(self._pump(process.stdout))
         tasks: set[asyncio.Task[Any]] = {
             pump,
+            asyncio.create_task(self._confirm(process.pid, command)),
             asyncio.create_task(self._read_stderr(process.stderr)),
             asyncio.create_task(self._watchdog()),
             asyncio.create_task(self._stop.wait()),
@@ -178,7 +262,7 @@ class Pull:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 result = task.result()
-                if isinstance(result, Failure) or result == UNWATCHED:
+                if isinstance(result, Failure | Plan) or result == UNWATCHED:
                     return result
             if pump in done:  # stdout closed: FFmpeg is ending; let stderr drain its last words
                 with contextlib.suppress(TimeoutError):
@@ -200,7 +284,11 @@ class Pull:
             for item in items:
                 if isinstance(item, Fragment):
                     self._last_media = time.monotonic()
-                self._hooks.item(item)
+                if self.confirmed:
+                    self._hooks.item(item)
+                else:  # held until FFmpeg's description of the camera fits the plan
+                    self._held.append(item)
+                    self._output_seen.set()
         return None
 
     async def _read_stderr(self, stderr: asyncio.StreamReader) -> None:
@@ -216,7 +304,12 @@ class Pull:
     def _note_stderr(self, raw_line: str) -> None:
         line = redact_text(raw_line, self._spec.secrets)
         self._stderr.append(line)
-        harmless = any(marker in line for marker in _HARMLESS)
+        facts = self._dump.feed(line)
+        if facts is not None and self._described is not None and not self._described.done():
+            self._described.set_result(facts)
+        # The description (and the stream mapping after it) is routine: status shows it.
+        routine = self._dump.reading or facts is not None or line.startswith(ROUTINE_LINES)
+        harmless = routine or any(marker in line for marker in _HARMLESS)
         self._log.log(logging.DEBUG if harmless else logging.INFO, "ffmpeg: %s", line)
 
     async def _watchdog(self) -> Failure:

@@ -24,7 +24,7 @@ from camgate.ffmpeg import Failure, FailureReason, MediaInfo
 from camgate.ffmpeg.command import converts_audio
 from camgate.fmp4 import Fragment, InitSegment
 from camgate.outputs.sink import OutputFactory, Outputs
-from camgate.pull import UNWATCHED, Attempt, Pull, PullHooks
+from camgate.pull import UNWATCHED, Attempt, Plan, Pull, PullHooks
 from camgate.state import (
     ACTIVE_STATES,
     PULLING_STATES,
@@ -67,6 +67,7 @@ class Stream:
         self._output_factories = tuple(outputs)
         self.outputs: Outputs | None = None
         self.media = MediaInfo()
+        self._plan: Plan | None = None  # the codec facts of the last run (camgate.pull)
         self.started_at: datetime | None = None
         self.running_since: datetime | None = None
         self.restart_count = 0
@@ -220,10 +221,14 @@ class Stream:
             stalled=self._on_stalled,
             viewers_gone=self._viewer_watch if self.spec.on_demand else None,
         )
-        pull = Pull(self.spec, self._settings, self._ffmpeg, self._stop, hooks, self._log)
+        pull = Pull(
+            self.spec, self._settings, self._ffmpeg, self._stop, hooks, self._log, self._plan
+        )
         try:
             return await pull.run()
         finally:
+            # A run that never fitted its plan: the next attempt starts from the first plan.
+            self._plan = pull.plan if pull.confirmed else None
             self.pid = None
             if self.outputs is not None:
                 self.outputs.discontinuity()

@@ -14,6 +14,7 @@ from camgate.ffmpeg.command import (
 from camgate.ffmpeg.stderr import (
     Failure,
     FailureReason,
+    InputDump,
     MediaInfo,
     StderrLines,
     classify_probe_failure,
@@ -27,6 +28,7 @@ __all__ = [
     "Failure",
     "FailureReason",
     "FfmpegCommand",
+    "InputDump",
     "MediaInfo",
     "StderrLines",
     "classify_probe_failure",

@@ -153,8 +153,11 @@ def stream_command(
         ffmpeg,
         "-hide_banner",
         "-nostdin",
+        "-nostats",
+        # info: FFmpeg describes the camera's streams before writing any output, which checks
+        # the codec facts this command was built from (camgate.pull: no separate probe).
         "-loglevel",
-        "warning",
+        "info",
         *CONCAT_INPUT,
         *maps,
         *_video_args(spec, settings, info),

@@ -68,6 +68,35 @@ def parse_media_info(stderr_text: str) -> MediaInfo:
     return MediaInfo(**facts)  # type: ignore[arg-type]
 
 
+class InputDump:
+    """Finds FFmpeg's description of its input among the stderr lines of a streaming run: the
+    lines from `Input #0` to `Stream mapping:` (or `Output #0`). `feed` returns the camera's
+    codec facts once, at the line that ends the description."""
+
+    def __init__(self) -> None:
+        self._lines: list[str] | None = None  # inside the description
+        self.facts: MediaInfo | None = None
+
+    @property
+    def reading(self) -> bool:
+        """Whether the last line fed was part of the description."""
+        return self._lines is not None
+
+    def feed(self, line: str) -> MediaInfo | None:
+        if self.facts is not None:
+            return None
+        if self._lines is None:
+            if line.startswith("Input #0"):
+                self._lines = [line]
+            return None
+        if line.startswith(("Stream mapping:", "Output #0")):
+            self.facts = parse_media_info("\n".join(self._lines))
+            self._lines = None
+            return self.facts
+        self._lines.append(line)
+        return None
+
+
 # The camera URL holds its credentials, and every local user can read a process's argv (`ps`,
 # /proc/PID/cmdline). So FFmpeg gets `-i pipe:0` and reads the URL from an ffconcat script on its
 # stdin: FFmpeg 5.1 and 9 cannot read an input URL from a file (`-/i` is not supported), while the

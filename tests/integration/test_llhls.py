@@ -346,6 +346,9 @@ def test_camera_restart_shows_as_a_discontinuity_and_the_stream_recovers(
     )
     video = [s for s in probe_streams(media) if s["codec_type"] == "video"]
     assert video and video[0]["codec_name"] == "h264", probe_streams(media)
+    # One FFmpeg per run, no probe: the camera fitted the first plan (H.264, no audio), and the
+    # run after the restart the facts of the run before.
+    assert "restarting ffmpeg" not in server.log()
 
 
 # ----- 5. camera audio reaches the browser as AAC --------------------------------------------
@@ -392,3 +395,5 @@ def test_segments_hold_h264_and_aac(
     assert status["browserPlayback"]["playable"] == "all"
     argv = " ".join(ffmpeg_argv(status["pid"]))
     assert " ".join(audio_codec_args) in argv, argv
+    # The first plan has no audio: FFmpeg described the camera, and one for its audio replaced it.
+    assert server.log().count("restarting ffmpeg for it") == 1, server.log()

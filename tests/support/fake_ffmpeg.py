@@ -2,7 +2,7 @@
 
 Run as FFMPEG_PATH (through the wrapper `install_fake_ffmpeg` writes). Asked to describe a camera
 (no `pipe:1` in its arguments) it prints the input dump camgate parses and exits; asked to
-stream, it writes the fixture's init segment, then one fragment every frame interval, in real
+stream, it describes its input as FFmpeg does, writes the fixture's init segment, then one fragment every frame interval, in real
 time, then keeps stdout open as a camera that went quiet would. It reads and ignores stdin (the
 input script). Standard library only.
 """
@@ -38,6 +38,8 @@ def main(argv: list[str]) -> int:
     if "pipe:1" not in argv:
         sys.stderr.write(INPUT_DUMP)
         return 1  # FFmpeg without an output exits with an error after the dump
+    sys.stderr.write(INPUT_DUMP + "Stream mapping:\n  Stream #0:0 -> #0:0 (copy)\n")
+    sys.stderr.flush()
     items = boxes(FIXTURE.read_bytes())
     init = b"".join(box for box in items if box[4:8] in (b"ftyp", b"moov"))
     out = sys.stdout.buffer

@@ -10,6 +10,7 @@ from camgate.config import Settings
 from camgate.errors import InvalidInput
 from camgate.ffmpeg import (
     FailureReason,
+    InputDump,
     MediaInfo,
     StderrLines,
     classify_probe_failure,
@@ -21,6 +22,7 @@ from camgate.ffmpeg import (
     probe_command,
     stream_command,
 )
+from camgate.pull import FIRST_PLAN
 
 SETTINGS = Settings()
 H264_AAC = MediaInfo("h264", 1280, 720, 25.0, "aac", 48000, "mono")
@@ -242,3 +244,46 @@ def test_a_port_in_the_url_is_not_an_http_status() -> None:
     lines = ["[rtsp @ 0x1] method DESCRIBE failed: 401 Unauthorized", line]
     assert classify_stderr(lines, 1).reason is FailureReason.AUTH_FAILED
     assert classify_stderr(["Server returned 404 Not Found"], 1).reason is FailureReason.NOT_FOUND
+
+
+STREAMING_STDERR = [
+    "[rtsp @ 0x55] Stream #0: not enough frames to estimate rate; consider increasing probesize",
+    "Input #0, concat, from 'pipe:0':",
+    "  Duration: N/A, bitrate: N/A",
+    "  Stream #0:0: Video: h264 (Constrained Baseline), yuv420p(tv, smpte170m, progressive), "
+    "640x360 [SAR 1:1 DAR 16:9], 25 fps, 50 tbr, 90k tbn",
+    "  Stream #0:1: Audio: pcm_alaw, 8000 Hz, mono, s16, 64 kb/s",
+    "Stream mapping:",
+    "  Stream #0:0 -> #0:0 (copy)",
+    "Output #0, mp4, to 'pipe:1':",
+    "  Stream #0:0: Video: h264 (Constrained Baseline) (avc1 / 0x31637661), 1920x1080",
+]
+
+
+def test_the_input_description_of_a_streaming_run_gives_the_facts_once() -> None:
+    dump = InputDump()
+    results = [dump.feed(line) for line in STREAMING_STDERR]
+
+    found = [facts for facts in results if facts is not None]
+    assert len(found) == 1 and results.index(found[0]) == STREAMING_STDERR.index("Stream mapping:")
+    facts = found[0]
+    assert (facts.video_codec, facts.width, facts.height) == ("h264", 640, 360)  # not the output's
+    assert (facts.audio_codec, facts.audio_rate_hz) == ("pcm_alaw", 8000)
+    assert dump.facts == facts and not dump.reading
+
+
+def test_a_run_that_never_describes_its_input_gives_no_facts() -> None:
+    dump = InputDump()
+    lines = ["[tcp @ 0x1] Connection to tcp://10.0.0.9:554 failed: Connection refused"]
+    assert [dump.feed(line) for line in lines] == [None] and dump.facts is None
+
+
+def test_a_plan_probes_the_stream_once_the_sdp_lacked_the_picture_size() -> None:
+    first = FIRST_PLAN
+    without_size = first.after(MediaInfo(video_codec="h264", audio_codec="pcm_alaw"))
+    probed = without_size.after(MediaInfo(video_codec="h264", width=640, height=360))
+
+    assert first.fast_probe and first.info.audio_codec is None
+    assert not without_size.fast_probe
+    assert not probed.fast_probe  # its size came from probing, not from the SDP
+    assert first.after(MediaInfo(video_codec="hevc", width=640)).fast_probe
