@@ -12,7 +12,12 @@ import m3u8
 import pytest
 
 from camgate.fmp4 import Fmp4Reader, Fragment, InitSegment
-from camgate.outputs.hls.playlist import format_date_time, is_playable, render_media_playlist
+from camgate.outputs.hls.playlist import (
+    SegmentLinesKey,
+    format_date_time,
+    is_playable,
+    render_media_playlist,
+)
 from camgate.outputs.hls.segmenter import Segmenter
 
 DATA = Path(__file__).parent / "data"
@@ -257,3 +262,31 @@ def test_media_uris_carry_the_session_then_the_query() -> None:
 
     assert len(uris) > 10
     assert all(re.fullmatch(r"0a1b2c/(init|seg|part)-\d+\.(mp4|m4s)\?exp=1&sig=abc", u) for u in uris)
+
+
+@pytest.mark.parametrize("max_segments", [2, 4])  # 2: segments leave; 4: old ones lose parts
+def test_kept_lines_of_complete_segments_render_the_same_playlist(max_segments: int) -> None:
+    """Rendering with the memo LiveHls keeps gives, part after part, the text rendered afresh:
+    also when older segments lose their parts and the oldest leave the playlist."""
+    init, *fragments = Fmp4Reader().feed((DATA / "av_every_frame_ff5.mp4").read_bytes())
+    assert isinstance(init, InitSegment)
+    segmenter = Segmenter(1.0, 0.2, max_segments)
+    segmenter.set_init(init)
+    memo: dict[SegmentLinesKey, list[str]] = {}
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    compared = 0
+    for n, fragment in enumerate(f for f in fragments if isinstance(f, Fragment)):
+        segmenter.add_fragment(fragment, start + timedelta(seconds=n * 0.04))
+        for low_latency in (True, False):
+            fresh = render_media_playlist(segmenter, low_latency=low_latency, session="s")
+            kept = render_media_playlist(
+                segmenter, low_latency=low_latency, session="s", memo=memo
+            )
+            assert kept == fresh
+            compared += 1
+    assert compared > 100
+    if max_segments == 2:
+        assert segmenter.media_sequence > 0
+    else:
+        assert any(not segment.parts for segment in segmenter.segments)
+    assert 0 < len(memo) <= 40

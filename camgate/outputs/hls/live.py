@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from camgate.config import Settings
 from camgate.fmp4 import Fragment, InitSegment
-from camgate.outputs.hls.playlist import is_playable, render_media_playlist
+from camgate.outputs.hls.playlist import SegmentLinesKey, is_playable, render_media_playlist
 from camgate.outputs.hls.segmenter import Part, Segment, Segmenter
 from camgate.outputs.sink import SinkStats, media_age_s, request_viewers
 
@@ -64,6 +64,7 @@ class LiveHls:
         self._rendered_version = -1
         self._templates: dict[bool, str] = {}  # per low_latency, with QUERY_MARK for the query
         self._rendered: dict[tuple[bool, str], bytes] = {}
+        self._segment_lines: dict[SegmentLinesKey, list[str]] = {}  # complete segments' lines
         self.renders = 0  # playlist renderings (one per version and variant, not per request)
         self._wall_clock = wall_clock
         self._monotonic = monotonic
@@ -232,7 +233,7 @@ class LiveHls:
             if template is None:
                 template = render_media_playlist(
                     self.segmenter, low_latency=low_latency, uri_query=QUERY_MARK,
-                    session=self.session,
+                    session=self.session, memo=self._segment_lines,
                 )  # fmt: skip
                 self._templates[low_latency] = template
                 self.renders += 1

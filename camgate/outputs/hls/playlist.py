@@ -64,14 +64,24 @@ def listed(source: PlaylistSource, low_latency: bool) -> list[Segment]:
     return segments
 
 
+SegmentLinesKey = tuple[int, int, int | None, bool, str, str]
+
+
 def render_media_playlist(
-    source: PlaylistSource, *, low_latency: bool = True, uri_query: str = "", session: str = ""
+    source: PlaylistSource,
+    *,
+    low_latency: bool = True,
+    uri_query: str = "",
+    session: str = "",
+    memo: dict[SegmentLinesKey, list[str]] | None = None,
 ) -> str:
     """The media playlist text; ``low_latency=False`` gives plain HLS (no parts, no hints).
 
     ``uri_query`` (already URL-encoded, without ``?``) is appended to every media URI, so a
     signed viewer URL's signature reaches the init segment, segments and parts; ``session``
-    (if any) is the directory every media URI is in.
+    (if any) is the directory every media URI is in. ``memo`` (kept by the caller across
+    renderings of one stream session, whose segment numbers never repeat) keeps the lines of
+    complete segments, which never change: each part then renders only the open segment.
     """
     suffix = f"?{uri_query}" if uri_query else ""
     prefix = f"{session}/" if session else ""
@@ -79,8 +89,19 @@ def render_media_playlist(
     lines = header_lines(source, segments, low_latency)
     previous_init: int | None = None
     for segment in segments:
-        lines += segment_lines(segment, previous_init, low_latency, suffix, prefix)
+        # Parts leave older segments' listing (their count is in the key); nothing else changes.
+        key = (segment.msn, len(segment.parts), previous_init, low_latency, suffix, prefix)
+        kept = memo.get(key) if memo is not None and segment.complete else None
+        if kept is None:
+            kept = segment_lines(segment, previous_init, low_latency, suffix, prefix)
+            if memo is not None and segment.complete:
+                memo[key] = kept
+        lines += kept
         previous_init = segment.init_id
+    if memo is not None and segments and len(memo) > 4 * len(segments):
+        first = segments[0].msn
+        for stale in [key for key in memo if key[0] < first]:
+            del memo[stale]
     if low_latency:
         # RFC 8216bis 4.4.5.3: hint the part being written so clients can request it early.
         hint = f"{prefix}part-{source.next_part_index}.m4s{suffix}"
