@@ -17,6 +17,8 @@ them to every mount, so the cameras cost almost nothing; it is measured apart, a
 generator itself.
 
     .venv/bin/python bench/scale/run.py [--counts 1,8,32,64,100] [--seconds 60]
+    .venv/bin/python bench/scale/run.py --counts 16 --seed-counts "" --seconds 10 \
+        --uptime-minutes 30      # then 30 minutes of 16 cameras: does anything grow?
 
 Not a test: it prints figures. Everything runs on 127.0.0.1 and is cleaned up on exit.
 """
@@ -256,6 +258,47 @@ def measure_fleet(
         )
 
 
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def uptime_run(base_url: str, work: Path, count: int, minutes: float) -> None:
+    """`count` cameras with their clients for `minutes`, one line a minute: does anything grow
+    with uptime? Growth is taken from the end of the second minute (caches filled) to the end."""
+    env = {"LOG_LEVEL": "warning", "MAX_CONCURRENT_STREAMS": str(count)}
+    with CamgateServer(free_port(), work / f"uptime{count}", env) as server:
+        assert server.process is not None
+        server_pid = server.process.pid
+        asyncio.run(start_all(server, base_url, count))
+        rows: list[tuple[float, float, int, int]] = []
+        for minute in range(1, int(minutes) + 1):
+            children = ffmpeg_pids(server_pid)
+            before = fanout.cpu_of([server_pid, *children])
+            began = time.monotonic()
+            stats = asyncio.run(run_clients(server, count, 60.0))
+            used = fanout.cpu_of([server_pid, *children]) - before
+            cpu = 100 * used / (time.monotonic() - began)
+            children = ffmpeg_pids(server_pid)
+            server_mb = pss_mb(server_pid)
+            ffmpeg_mb = sum(pss_mb(pid) for pid in children)
+            fds = open_fds(server_pid)
+            rows.append((server_mb, ffmpeg_mb, fds, len(children)))
+            print(
+                f"uptime {minute:3d} min | server PSS {server_mb:.1f} MB, FFmpeg PSS "
+                f"{ffmpeg_mb:.1f} MB ({len(children)} children) | server fds {fds} | CPU/camera "
+                f"{cpu / count:.2f} % | stalls {sum(stat.stalls for stat in stats)} errors "
+                f"{sum(stat.errors for stat in stats)}",
+                flush=True,
+            )
+        if len(rows) >= 3:
+            (s0, f0, d0, _), (s1, f1, d1, n1) = rows[1], rows[-1]
+            print(
+                f"uptime growth from minute 2 to {len(rows)}: server PSS {s1 - s0:+.1f} MB, "
+                f"FFmpeg PSS {f1 - f0:+.1f} MB, server fds {d1 - d0:+d}, FFmpeg children {n1}",
+                flush=True,
+            )
+
+
 def seed_cost(base_url: str, work: Path, count: int, seconds: float) -> float:
     """CPU % of one core per camera of the seed's pipeline with `count` cameras."""
     with contextlib.ExitStack() as stack:
@@ -290,6 +333,10 @@ def main() -> None:
     parser.add_argument("--seed-counts", default="1,8")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument(
+        "--uptime-minutes", type=float, default=0.0,
+        help="then run the first count this long, one line of memory and fds a minute",
+    )  # fmt: skip
     args = parser.parse_args()
     counts = [int(n) for n in args.counts.split(",") if n]
     seed_counts = [int(n) for n in args.seed_counts.split(",") if n]
@@ -320,6 +367,8 @@ def main() -> None:
                 f"{figures.client_cpu_pct:.1f} %",
                 flush=True,
             )
+        if args.uptime_minutes and counts:
+            uptime_run(base_url, work, counts[0], args.uptime_minutes)
         for count in seed_counts:
             per_camera = seed_cost(base_url, work, count, min(args.seconds, 30.0))
             ours = next((row for row in rows if row.count == count), None)
