@@ -9,6 +9,10 @@ a full probe for an SDP without SPS/PPS), this FFmpeg is replaced by one for the
 nothing it wrote reaches the outputs. So a camera that fits the plan starts with one FFmpeg and
 one RTSP session, and one that does not with two, as with a probe before every start.
 
+When the stream takes packets (`PullHooks.packet`, for WebRTC) and the video is copied H.264,
+FFmpeg also writes the video packet by packet on a second pipe (FLV, a frame ahead of the MP4);
+those packets are held and passed on with the MP4 output, in the order they came.
+
 A `Pull` owns the FFmpeg processes and tasks it starts and ends them all before `run()` returns.
 It decides nothing about retrying: the stream's supervisor does. Whatever goes wrong while
 starting or reading FFmpeg becomes the attempt's failure, never an exception.
@@ -19,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -39,6 +44,8 @@ from camgate.ffmpeg import (
     classify_stderr,
     stream_command,
 )
+from camgate.ffmpeg.command import sends_packets
+from camgate.flv import FlvError, FlvItem, FlvReader
 from camgate.fmp4 import Fmp4Error, Fmp4Reader, Fragment, InitSegment
 
 READ_CHUNK_BYTES = 256 * 1024
@@ -97,6 +104,7 @@ class PullHooks:
     received: Callable[[int], None]  # bytes read from FFmpeg
     stalled: Callable[[float], None]  # no media for that many seconds
     viewers_gone: Callable[[], Awaitable[str]] | None = None  # returns UNWATCHED
+    packet: Callable[[FlvItem], None] | None = None  # the video once more, packet by packet
 
 
 class Pull:
@@ -124,7 +132,8 @@ class Pull:
         self.confirmed = False  # the running FFmpeg described the camera as planned
         self._dump = InputDump()
         self._described: asyncio.Future[MediaInfo] | None = None
-        self._held: list[InitSegment | Fragment] = []
+        self._held: list[InitSegment | Fragment | FlvItem] = []
+        self._packet_fd: int | None = None  # the running FFmpeg's packet pipe, as it names it
         self._output_seen = asyncio.Event()
 
     async def run(self) -> Attempt:
@@ -141,10 +150,7 @@ class Pull:
     async def _run(self, attempt: Attempt) -> None:
         plan = self.plan
         for _ in range(2):  # the planned run, then at most one for the facts it reported
-            command = stream_command(
-                self._ffmpeg, self._spec, self._settings, plan.info, plan.fast_probe
-            )
-            replan = await self._stream(command, attempt)
+            replan = await self._stream(plan, attempt)
             if replan is None or self._stop.is_set():
                 return
             self._log.info(
@@ -155,19 +161,34 @@ class Pull:
             plan = self.plan = replan
         attempt.failure = Failure(FailureReason.UNKNOWN, "the camera's streams keep changing")
 
-    async def _stream(self, command: FfmpegCommand, attempt: Attempt) -> Plan | None:
-        """Run FFmpeg with `command` until it ends; the plan to run instead when FFmpeg
-        described a camera this command was not built for."""
+    async def _stream(self, plan: Plan, attempt: Attempt) -> Plan | None:
+        """Run FFmpeg for `plan` until it ends; the plan to run instead when FFmpeg described a
+        camera this plan's command was not built for."""
         self.confirmed = False
         self._dump = InputDump()
         self._described = asyncio.get_running_loop().create_future()
         self._held, self._output_seen = [], asyncio.Event()
         attempt.failure, attempt.exit_code, attempt.unwatched = None, None, False
-        process = await self._spawn(command)
+        wants_packets = self._hooks.packet is not None and sends_packets(self._spec, plan.info)
+        read_fd, write_fd = os.pipe() if wants_packets else (None, None)
+        self._packet_fd = write_fd
+        command = self._command(plan, write_fd)
+        try:
+            process = await self._spawn(command, () if write_fd is None else (write_fd,))
+        except BaseException:
+            if read_fd is not None:
+                os.close(read_fd)
+            raise
+        finally:
+            if write_fd is not None:
+                os.close(write_fd)  # FFmpeg holds the only write end: its exit ends the pipe
+        packets = None if read_fd is None else os.fdopen(read_fd, "rb", buffering=0)
         self._last_media = time.monotonic()
         try:
-            outcome = await self._watch(process, command)
+            outcome = await self._watch(process, command, packets)
         finally:
+            if packets is not None:
+                packets.close()
             attempt.exit_code = await child.terminate(process, self._settings.stop_timeout_s)
         if isinstance(outcome, Plan):
             return outcome
@@ -198,13 +219,22 @@ class Pull:
     def _replan(self, command: FfmpegCommand, facts: MediaInfo) -> Plan | None:
         """The plan for `facts`, None when it gives the same command."""
         plan = self.plan.after(facts)
-        wanted = stream_command(
-            self._ffmpeg, self._spec, self._settings, plan.info, plan.fast_probe
-        )
+        wanted = self._command(plan, self._packet_fd)
         return None if wanted == command else plan
 
-    async def _spawn(self, command: FfmpegCommand) -> asyncio.subprocess.Process:
-        return await child.spawn(command.argv, command.stdin_bytes)
+    def _command(self, plan: Plan, packet_fd: int | None) -> FfmpegCommand:
+        """The FFmpeg command for `plan`, with the packet output on ``packet_fd`` when the
+        stream takes packets and the plan's video can be written twice without encoding."""
+        if self._hooks.packet is None or not sends_packets(self._spec, plan.info):
+            packet_fd = None
+        return stream_command(
+            self._ffmpeg, self._spec, self._settings, plan.info, plan.fast_probe, packet_fd
+        )
+
+    async def _spawn(
+        self, command: FfmpegCommand, pass_fds: tuple[int, ...] = ()
+    ) -> asyncio.subprocess.Process:
+        return await child.spawn(command.argv, command.stdin_bytes, pass_fds)
 
     async def _confirm(self, pid: int, command: FfmpegCommand) -> Plan:
         """Check FFmpeg's description of the camera against the plan `command` was built from:
@@ -237,12 +267,21 @@ class Pull:
         self._hooks.started(pid, facts)
         held, self._held = self._held, []
         for item in held:
-            self._hooks.item(item)
+            self._deliver(item)
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 
+    def _deliver(self, item: InitSegment | Fragment | FlvItem) -> None:
+        if isinstance(item, InitSegment | Fragment):
+            self._hooks.item(item)
+        elif self._hooks.packet is not None:
+            self._hooks.packet(item)
+
     async def _watch(
-        self, process: asyncio.subprocess.Process, command: FfmpegCommand
+        self,
+        process: asyncio.subprocess.Process,
+        command: FfmpegCommand,
+        packets: Any = None,
     ) -> Failure | Plan | str | None:
         """Run until FFmpeg exits, stalls, writes garbage, describes a camera `command` was not
         built for (the `Plan` for it), nobody watches an on-demand camera (UNWATCHED) or the
@@ -256,6 +295,8 @@ class Pull:
             asyncio.create_task(self._watchdog()),
             asyncio.create_task(self._stop.wait()),
         }
+        if packets is not None:
+            tasks.add(asyncio.create_task(self._pump_packets(packets)))
         if self._hooks.viewers_gone is not None:
             tasks.add(asyncio.ensure_future(self._hooks.viewers_gone()))
         try:
@@ -289,6 +330,29 @@ class Pull:
                 else:  # held until FFmpeg's description of the camera fits the plan
                     self._held.append(item)
                     self._output_seen.set()
+        return None
+
+    async def _pump_packets(self, pipe: Any) -> Failure | None:
+        """Read the packet pipe (FLV, an unbuffered binary file the caller closes)."""
+        reader = asyncio.StreamReader(limit=READ_CHUNK_BYTES)
+        transport, _ = await asyncio.get_running_loop().connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), pipe
+        )
+        flv = FlvReader()
+        try:
+            while chunk := await reader.read(READ_CHUNK_BYTES):
+                try:
+                    items = flv.feed(chunk)
+                except FlvError as error:
+                    return Failure(FailureReason.UNKNOWN, f"unreadable ffmpeg packets: {error}")
+                for item in items:
+                    if self.confirmed:
+                        self._deliver(item)
+                    else:  # held with the MP4 output until the description fits the plan
+                        self._held.append(item)
+        finally:
+            transport.close()
+        await asyncio.Event().wait()  # the pipe ended with FFmpeg: stdout's end decides
         return None
 
     async def _read_stderr(self, stderr: asyncio.StreamReader) -> None:

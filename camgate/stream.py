@@ -22,6 +22,7 @@ from camgate.config import Settings
 from camgate.events import EventBus, EventType
 from camgate.ffmpeg import Failure, FailureReason, MediaInfo
 from camgate.ffmpeg.command import converts_audio
+from camgate.flv import FlvItem
 from camgate.fmp4 import Fragment, InitSegment
 from camgate.outputs.sink import OutputFactory, Outputs
 from camgate.pull import UNWATCHED, Attempt, Plan, Pull, PullHooks
@@ -220,6 +221,7 @@ class Stream:
             received=self._on_received,
             stalled=self._on_stalled,
             viewers_gone=self._viewer_watch if self.spec.on_demand else None,
+            packet=self._accept_packet if self._takes_packets() else None,
         )
         pull = Pull(
             self.spec, self._settings, self._ffmpeg, self._stop, hooks, self._log, self._plan
@@ -278,6 +280,13 @@ class Stream:
             self._transition(StreamState.RUNNING)
             self._bus.publish(EventType.READY, self.spec.camera_id, playlist=self.playlist_path)
             self._log.info("stream ready")
+
+    def _takes_packets(self) -> bool:
+        return self.outputs is not None and self.outputs.takes_packets
+
+    def _accept_packet(self, item: FlvItem) -> None:
+        if self.outputs is not None:
+            self.outputs.add_packet(item)
 
     # ----- on-demand -------------------------------------------------------------------------
     def wake(self) -> None:

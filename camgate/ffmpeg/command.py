@@ -144,10 +144,33 @@ def _audio_args(spec: CameraSpec, info: MediaInfo) -> list[str]:
     return ["-c:a", "aac", "-b:a", "64k", "-ar", "48000"]
 
 
+def sends_packets(spec: CameraSpec, info: MediaInfo) -> bool:
+    """Whether FFmpeg can write the camera's pictures a second time, as they come (see
+    `packet_output`): only for H.264 that is copied, so nothing is encoded twice."""
+    return not spec.overrides.reencode and info.video_codec == "h264"
+
+
+def packet_output(fd: int) -> list[str]:
+    """A second output on inherited pipe ``fd``: the copied H.264 in FLV, flushed after every
+    packet. The MP4 muxer holds each picture until the next one arrives (its duration is the
+    gap to the next); FLV needs no duration, so this output is a frame ahead (camgate.flv)."""
+    return [
+        *("-map", "0:v:0", "-c:v", "copy", "-an"),
+        *("-flush_packets", "1", "-flvflags", "no_duration_filesize"),
+        *("-f", "flv", f"pipe:{fd}"),
+    ]
+
+
 def stream_command(
-    ffmpeg: str, spec: CameraSpec, settings: Settings, info: MediaInfo, fast_probe: bool = True
+    ffmpeg: str,
+    spec: CameraSpec,
+    settings: Settings,
+    info: MediaInfo,
+    fast_probe: bool = True,
+    packet_fd: int | None = None,
 ) -> FfmpegCommand:
-    """FFmpeg pulling one camera and writing fragmented MP4 to stdout."""
+    """FFmpeg pulling one camera and writing fragmented MP4 to stdout, and with ``packet_fd``
+    the video once more, packet by packet, to that inherited pipe (`packet_output`)."""
     maps = ["-map", "0:v:0"] + (["-map", "0:a:0"] if info.audio_codec else [])
     argv = [
         ffmpeg,
@@ -166,5 +189,6 @@ def stream_command(
         # keys, so the output does not change.
         *("-metadata", f"{CAMERA_MARKER}={spec.camera_id}"),
         *("-f", "mp4", *FRAGMENT_ARGS, "pipe:1"),
+        *(packet_output(packet_fd) if packet_fd is not None else []),
     ]
     return FfmpegCommand(argv, input_script(spec, settings, fast_probe))

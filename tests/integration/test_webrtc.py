@@ -23,7 +23,7 @@ from av.audio.resampler import AudioResampler
 
 from tests.support.camera import RtspCamera
 from tests.support.ports import free_port
-from tests.support.server import CamgateServer, ffmpeg_pids, wait_for
+from tests.support.server import CamgateServer, ffmpeg_cmdlines, ffmpeg_pids, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -161,6 +161,18 @@ async def test_a_whep_viewer_decodes_the_cameras_picture_until_it_deletes_the_se
         assert (await client.delete(viewer.location)).status_code == 404
     stats = webrtc_stats(server)
     assert stats["bytesSent"] > 0 and stats["sessionsDropped"] == dropped_before
+
+
+def test_the_pictures_come_from_ffmpegs_packet_output_and_the_video_is_copied(
+    server: CamgateServer,
+) -> None:
+    """FFmpeg writes the copied video a second time, packet by packet (FLV on an inherited pipe,
+    a frame before the MP4 fragment), and the WebRTC output reads its pictures from there."""
+    assert server.process is not None
+    (argv,) = [line for line in ffmpeg_cmdlines(server.process.pid) if CAMERA_ID in line]
+    assert argv.count("-c:v copy") == 2 and "libx264" not in argv
+    assert "-f flv pipe:" in argv
+    assert webrtc_stats(server)["videoFeed"] == "packets"
 
 
 @pytest.mark.parametrize("camera_id", [CAMERA_ID, AAC_CAMERA_ID], ids=["g711", "aac"])

@@ -1,4 +1,4 @@
-"""The WebRTC output fed packet by packet: FLV as FFmpeg writes it (camgate.flv), into the sink."""
+"""The WebRTC output fed packet by packet: FFmpeg's FLV output, its reader (camgate.flv), the sink."""
 
 from __future__ import annotations
 
@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from camgate.camera import CameraSpec, Overrides
+from camgate.config import Settings
+from camgate.ffmpeg import MediaInfo, stream_command
+from camgate.ffmpeg.command import packet_output, sends_packets
 from camgate.flv import AvcSequenceHeader, FlvError, FlvReader, VideoPacket
 from camgate.fmp4 import Fmp4Reader, Fragment, InitSegment
 from camgate.outputs.webrtc.sink import WebRtcSink
@@ -116,3 +120,15 @@ def test_a_viewer_joining_a_packet_fed_stream_starts_at_its_latest_keyframe(flv:
 
     sink.discontinuity()  # the next FFmpeg run: fragments again until its packets say otherwise
     assert sink.stats().bytes_held == 0 and sink.stats().video_feed == "fragments"
+
+
+def test_ffmpeg_writes_the_packets_only_for_copied_h264() -> None:
+    spec = CameraSpec("door", "rtsp://cam.example/stream")
+    h264, hevc = MediaInfo(video_codec="h264"), MediaInfo(video_codec="hevc")
+    argv = stream_command("ffmpeg", spec, Settings(), h264, packet_fd=7).argv
+    mp4 = argv.index("pipe:1")
+    assert argv[mp4 + 1 :] == packet_output(7) and argv[-3:] == ["-f", "flv", "pipe:7"]
+    assert stream_command("ffmpeg", spec, Settings(), h264).argv[-1] == "pipe:1"
+    assert sends_packets(spec, h264) and not sends_packets(spec, hevc)
+    reencoded = CameraSpec("door", "rtsp://cam.example/stream", Overrides(videoCodec="h264"))
+    assert not sends_packets(reencoded, h264)
