@@ -18,8 +18,8 @@
 // The page follows its camera's state from the server (/watch/<id>/events, server-sent events
 // read by events.js): when the stream goes down (backoff, stopped, failed) the player is torn
 // down and the page says why, in the stream's own words, and waits; when the stream runs again
-// the player starts at once. WebRTC starts without waiting for that state (its offer goes out
-// beside the feed's request); the other modes start once the state says the camera runs. An H.265 camera this browser cannot play (codecs.js) is said so,
+// the player starts at once. WebRTC starts without waiting for that state (watch-early.js sends
+// its offer from the page's head); the other modes start once the state says the camera runs. An H.265 camera this browser cannot play (codecs.js) is said so,
 // not handed to a decoder that fails. Without that feed (an older or unreachable server) fatal
 // errors tear the player down and build a new one after a back-off, for as long as the page is
 // open.
@@ -71,7 +71,7 @@
   const HLSJS_URL = "/static/vendor/hls.min.js";
   const MODE_NAMES = { webrtc: "WebRTC", mse: "MSE", ll: "LL-HLS", hls: "HLS" };
 
-  const options = readOptions(window.location);
+  const options = CamgateWatchEarly.options; // watch-early.js read them, in the page's head
   const errors = [];
   const latencySamplesMs = [];
   let mode = chooseMode();
@@ -96,20 +96,6 @@
   let feedRetryS = FEED_RETRY_MIN_S;
   let feedDecided = false; // the first state arrived, or the feed cannot tell
   let controls = null; // controls.js
-
-  function readOptions(location) {
-    const match = location.pathname.match(/^(.*)\/watch\/([^/]+)\/?$/);
-    const query = new URLSearchParams(location.search);
-    const asked = query.get("mode");
-    return {
-      basePath: match ? match[1] : "",
-      cameraId: match ? decodeURIComponent(match[2]) : null,
-      mode: ["webrtc", "mse", "ll", "hls"].includes(asked) ? asked : query.get("ll") === "0" ? "hls" : "auto",
-      latencyOverlay: query.get("latency") === "1",
-      engine: query.get("engine") || "auto",
-      signature: query.has("sig") ? { exp: query.get("exp") || "", sig: query.get("sig") } : null,
-    };
-  }
 
   function chooseMode() {
     if (options.mode !== "auto") return options.mode;
@@ -154,19 +140,12 @@
     return figures && figures.delayMs != null ? ` · ${(figures.delayMs / 1000).toFixed(2)} s` : "";
   }
 
-  function whepUrl() {
-    const path = `${options.basePath}/whep/${encodeURIComponent(options.cameraId)}`;
-    const url = new URL(path, window.location.href);
-    if (options.signature) {
-      url.searchParams.set("exp", options.signature.exp);
-      url.searchParams.set("sig", options.signature.sig);
-    }
-    return url.toString();
-  }
-
   function startWebrtc() {
     engine = "webrtc";
-    whep = CamgateWhep.play(video, whepUrl(), {
+    const url = CamgateWatchEarly.whepUrl();
+    whep = CamgateWhep.play(video, url, {
+      // The first start plays the session watch-early.js began before this script ran.
+      prepared: CamgateWatchEarly.take(url),
       headers: options.signature ? {} : CamgateAuth.headers({}),
       onState(next) {
         if (next === "playing") onPlaying();
@@ -715,8 +694,8 @@
   wireControls();
   setState("connecting");
   openFeed();
-  // WebRTC needs nothing from the feed to begin: its offer goes out now, beside the feed's
-  // request, instead of a round trip later. The camera's state, when it comes, stops the player
+  // WebRTC needs nothing from the feed to begin: its offer went out from the page's head
+  // (watch-early.js), before this script ran, and plays now. The camera's state, when it comes, stops the player
   // like any other (camera down, H.265 not playable here); an H.265 camera this browser plays
   // refuses the offer and the page falls back to MSE by itself.
   if (mode === "webrtc" && typeof CamgateWhep !== "undefined" && CamgateWhep.supported()) start();

@@ -8,9 +8,11 @@
 // The server sends H.264 video and, when the camera has audio, Opus.
 //
 // CamgateWhep.supported() says whether this browser has WebRTC;
-// CamgateWhep.play(video, url, options) returns {close(), stats(), getStats()}. url is the WHEP
-// endpoint, with a signed viewer URL's ?exp=…&sig=… when there is one. Options:
+// CamgateWhep.prepare(url, {headers}) starts a session before there is a player (the offer goes
+// out at once); CamgateWhep.play(video, url, options) returns {close(), stats(), getStats()}.
+// url is the WHEP endpoint, with a signed viewer URL's ?exp=…&sig=… when there is one. Options:
 //   headers                  extra request headers (a bearer token from auth.js)
+//   prepared                 a session from prepare() for the same url, to play instead of a new one
 //   connectTimeoutS          no picture within this long: onFailure (default 4 s)
 //   onState(state, detail)   "connecting", "playing"
 //   onFailure(reason)        WebRTC cannot play here (refused, no connection, connection lost)
@@ -29,14 +31,85 @@
     return typeof window.RTCPeerConnection === "function";
   }
 
+  // Starts a session for url without a video element: the peer connection, the offer and its
+  // POST, the answer. The page may do this before its player exists (watch-early.js) and hand
+  // the session to play() as options.prepared; until then tracks are gathered in its stream.
+  function prepare(url, options) {
+    const opts = options || {};
+    const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
+    pc.addTransceiver("video", { direction: "recvonly" });
+    pc.addTransceiver("audio", { direction: "recvonly" });
+    const stream = new MediaStream();
+    pc.addEventListener("track", (event) => {
+      // Play as soon as a frame arrives: no extra buffering in front of the decoder.
+      if ("jitterBufferTarget" in event.receiver) event.receiver.jitterBufferTarget = 0;
+      stream.addTrack(event.track);
+    });
+    const session = { url, pc, stream, location: null, closed: false, adopted: false };
+    session.headers = opts.headers || {};
+    session.negotiated = negotiate(session, opts.headers || {});
+    session.negotiated.catch(() => {}); // play() reports it; a session never played has no one
+    // A session that no player took ends with the page, like one that plays.
+    window.addEventListener("pagehide", () => {
+      if (!session.adopted) end(session);
+    });
+    return session;
+  }
+
+  // The offer goes out while the browser applies it: it is complete as created (ICE
+  // credentials, DTLS fingerprint), and applying it takes tens of milliseconds.
+  async function negotiate(session, extraHeaders) {
+    const { pc } = session;
+    const offer = await pc.createOffer();
+    if (session.closed) return { status: 0, text: "" };
+    const applied = pc.setLocalDescription(offer);
+    const headers = Object.assign({ "Content-Type": "application/sdp" }, extraHeaders);
+    const response = await fetch(session.url, {
+      method: "POST",
+      headers,
+      body: offer.sdp,
+      cache: "no-store",
+    });
+    await applied;
+    const text = await response.text();
+    if (response.status !== 201) return { status: response.status, text };
+    const where = response.headers.get("Location");
+    session.location = where ? new URL(where, new URL(session.url, window.location.href)).toString() : null;
+    if (session.closed) {
+      endSession(session);
+      return { status: response.status, text };
+    }
+    await pc.setRemoteDescription({ type: "answer", sdp: text });
+    return { status: response.status, text };
+  }
+
+  function endSession(session) {
+    if (session.location === null) return;
+    // keepalive: the DELETE still goes out when the page is being left.
+    fetch(session.location, { method: "DELETE", headers: session.headers || {}, keepalive: true }).catch(
+      () => {},
+    );
+    session.location = null;
+  }
+
+  function end(session) {
+    if (session.closed) return;
+    session.closed = true;
+    endSession(session);
+    session.pc.close();
+  }
+
   function play(video, url, options) {
     const opts = options || {};
     const onState = opts.onState || (() => {});
     const onFailure = opts.onFailure || (() => {});
     const onAuthError = opts.onAuthError || onFailure;
-    const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
+    const prepared = opts.prepared;
+    const session = prepared && prepared.url === url && !prepared.closed ? prepared : prepare(url, opts);
+    session.adopted = true;
+    session.headers = opts.headers || {};
+    const { pc, stream } = session;
     const figures = { state: "connecting", framesDecoded: 0, bytesReceived: 0, codec: null };
-    let location = null;
     let closed = false;
     let playing = false;
     let disconnectedTimer = null;
@@ -51,17 +124,14 @@
       if (!playing) fail(`no WebRTC picture within ${opts.connectTimeoutS || CONNECT_TIMEOUT_S} s`);
     }, (opts.connectTimeoutS || CONNECT_TIMEOUT_S) * 1000);
 
-    pc.addTransceiver("video", { direction: "recvonly" });
-    pc.addTransceiver("audio", { direction: "recvonly" });
-    const stream = new MediaStream();
-    pc.addEventListener("track", (event) => {
-      // Play as soon as a frame arrives: no extra buffering in front of the decoder.
-      if ("jitterBufferTarget" in event.receiver) event.receiver.jitterBufferTarget = 0;
-      stream.addTrack(event.track);
+    function show() {
+      if (closed || stream.getTracks().length === 0) return;
       if (video.srcObject !== stream) video.srcObject = stream;
       const promise = video.play();
       if (promise) promise.catch(() => {});
-    });
+    }
+    pc.addEventListener("track", show); // after prepare's listener has added the track
+    show(); // the tracks that came before this player
     pc.addEventListener("connectionstatechange", () => {
       const state = pc.connectionState;
       if (state === "failed" || state === "closed") fail(`WebRTC connection ${state}`);
@@ -85,45 +155,19 @@
       onState("playing");
     }
 
-    async function negotiate() {
-      onState("connecting");
-      const offer = await pc.createOffer();
-      if (closed) return;
-      // The offer goes out while the browser applies it: it is complete as created (ICE
-      // credentials, DTLS fingerprint), and applying it takes tens of milliseconds.
-      const applied = pc.setLocalDescription(offer);
-      const headers = Object.assign({ "Content-Type": "application/sdp" }, opts.headers || {});
-      const response = await fetch(url, {
-        method: "POST",
-        headers,
-        body: offer.sdp,
-        cache: "no-store",
-      });
-      await applied;
-      if ([401, 403, 404].includes(response.status)) {
-        close();
-        onAuthError(response.status);
-        return;
-      }
-      if (response.status !== 201) {
-        fail(`WHEP offer refused (${response.status}): ${(await response.text()).slice(0, 200)}`);
-        return;
-      }
-      const where = response.headers.get("Location");
-      location = where ? new URL(where, new URL(url, window.location.href)).toString() : null;
-      if (closed) {
-        endSession();
-        return;
-      }
-      await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
-    }
-
-    function endSession() {
-      if (location === null) return;
-      const headers = opts.headers || {};
-      fetch(location, { method: "DELETE", headers, keepalive: true }).catch(() => {});
-      location = null;
-    }
+    onState("connecting");
+    session.negotiated.then(
+      (result) => {
+        if (closed || result.status === 201) return;
+        if ([401, 403, 404].includes(result.status)) {
+          close();
+          onAuthError(result.status);
+          return;
+        }
+        fail(`WHEP offer refused (${result.status}): ${result.text.slice(0, 200)}`);
+      },
+      (err) => fail(`WHEP negotiation failed: ${err && err.message}`),
+    );
 
     async function getStats() {
       const report = await pc.getStats();
@@ -166,15 +210,13 @@
       clearInterval(statsTimer);
       video.removeEventListener("playing", onPlaying);
       window.removeEventListener("pagehide", close);
-      endSession();
-      pc.close();
+      end(session);
       if (video.srcObject) video.srcObject = null;
       figures.state = "closed";
     }
 
-    negotiate().catch((err) => fail(`WHEP negotiation failed: ${err && err.message}`));
     return { close, stop: close, stats: () => Object.assign({}, figures), getStats };
   }
 
-  window.CamgateWhep = { supported, play };
+  window.CamgateWhep = { supported, prepare, play };
 })();
