@@ -20,8 +20,10 @@ from camgate.ffmpeg.stderr import MediaInfo
 # self-contained for MSE; frag_keyframe: a keyframe always starts a fragment. A fragment per packet
 # (-frag_duration of 1 us) lets the segmenter group frames into LL-HLS parts by frame count
 # (docs/llhls.md: exact part control). frag_every_frame would do the same but writes audio packets
-# without timestamps ("pts has no value") when a camera has audio.
-MOVFLAGS = "empty_moov+default_base_moof+frag_keyframe"
+# without timestamps ("pts has no value") when a camera has audio. skip_trailer: without it the
+# muxer keeps an index entry per fragment for a trailer a pipe never gets, ~1 KB/s per camera
+# for as long as FFmpeg runs (docs/benchmarks.md, uptime).
+MOVFLAGS = "empty_moov+default_base_moof+frag_keyframe+skip_trailer"
 FRAGMENT_ARGS = ["-movflags", MOVFLAGS, "-frag_duration", "1"]
 BROWSER_AUDIO = {"aac"}
 CAMERA_MARKER = "camgate_camera"
