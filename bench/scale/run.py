@@ -32,6 +32,7 @@ import importlib.util
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -328,6 +329,8 @@ def start_seconds(binary: str, runs: int = 10) -> float:
 
 
 def main() -> None:
+    # SIGTERM unwinds like Ctrl-C: every server, camera and FFmpeg started here is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--counts", default="1,8,32,64,100")
     parser.add_argument("--seed-counts", default="1,8")
