@@ -4,7 +4,7 @@ For each N (default 1, 8, 32, 64, 100) a fresh camgate server starts N cameras a
 seed API, then one LL-HLS client per camera plays for `--seconds`: blocking playlist reloads
 (`_HLS_msn`/`_HLS_part`) and every part fetched, as hls.js does. Printed per N:
   * start -> first playable LL-HLS playlist, median and max, for N cameras started at once whose
-    keyframes arrive at a random phase;
+    keyframes arrive at a random phase, and where that time went (from the server's log);
   * CPU of the gateway (server + its FFmpeg children) per camera, in % of one core;
   * PSS per camera (proportional set size: shared pages of the N FFmpeg children counted once);
   * the event loop's lag p99 (from camgate's own histogram; an upper bucket bound);
@@ -41,6 +41,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -172,6 +173,35 @@ async def start_all(server: CamgateServer, base_url: str, count: int) -> list[fl
         return list(await asyncio.gather(*(one(index) for index in range(count))))
 
 
+_LOG_EVENT = re.compile(
+    r'^time=(\S+) .*? camera=(\S+) msg="(stream requested|ffmpeg started|stream ready)'
+)
+
+
+def start_phases(log: str) -> dict[str, list[float]]:
+    """Where the start time went, per camera, from the server's log: from the first start
+    request to this camera's (the API taking the requests in), from its request to FFmpeg
+    describing the camera (spawn, RTSP session, first packets), and from there to ready
+    (the camera's next keyframe and the first parts)."""
+    seen: dict[str, dict[str, float]] = {}
+    for line in log.splitlines():
+        match = _LOG_EVENT.match(line)
+        if match:
+            moment = datetime.fromisoformat(match.group(1)).timestamp()
+            seen.setdefault(match.group(2), {}).setdefault(match.group(3), moment)
+    events = [e for e in seen.values() if len(e) == 3]
+    if not events:
+        return {}
+    first = min(e["stream requested"] for e in events)
+    return {
+        "requests taken in": [e["stream requested"] - first for e in events],
+        "request -> FFmpeg described the camera": [
+            e["ffmpeg started"] - e["stream requested"] for e in events
+        ],
+        "described -> ready": [e["stream ready"] - e["ffmpeg started"] for e in events],
+    }
+
+
 def lag_buckets(metrics: str) -> dict[float, float]:
     found = {}
     for match in re.finditer(
@@ -196,6 +226,7 @@ def lag_p99(before: dict[float, float], after: dict[float, float]) -> float:
 class FleetFigures:
     count: int
     starts_s: list[float]
+    start_phases_s: dict[str, list[float]]
     cpu_pct_per_camera: float
     pss_mb_per_camera: float
     server_cpu_pct: float
@@ -220,10 +251,11 @@ async def run_clients(server: CamgateServer, count: int, seconds: float) -> list
 def measure_fleet(
     base_url: str, camera_pid: int, work: Path, count: int, seconds: float, warmup_s: float
 ) -> FleetFigures:
-    env = {"LOG_LEVEL": "warning", "MAX_CONCURRENT_STREAMS": str(count)}
+    env = {"LOG_LEVEL": "info", "MAX_CONCURRENT_STREAMS": str(count)}  # info: start phases
     with CamgateServer(free_port(), work / f"data{count}", env) as server:
         assert server.process is not None
         starts = asyncio.run(start_all(server, base_url, count))
+        phases = start_phases(server.log())
         asyncio.run(run_clients(server, count, warmup_s))  # settle: every client at the edge
         children = ffmpeg_pids(server.process.pid)
         if len(children) != count:
@@ -244,6 +276,7 @@ def measure_fleet(
         return FleetFigures(
             count=count,
             starts_s=starts,
+            start_phases_s=phases,
             cpu_pct_per_camera=(server_pct + ffmpeg_pct) / count,
             pss_mb_per_camera=pss / count,
             server_cpu_pct=server_pct,
@@ -370,6 +403,13 @@ def main() -> None:
                 f"{figures.client_cpu_pct:.1f} %",
                 flush=True,
             )
+            for phase, seconds in figures.start_phases_s.items():
+                ordered = sorted(seconds)
+                print(
+                    f"       start phase: {phase}: median {statistics.median(ordered):.2f} s, "
+                    f"max {ordered[-1]:.2f} s",
+                    flush=True,
+                )
         if args.uptime_minutes and counts:
             uptime_run(base_url, work, counts[0], args.uptime_minutes)
         for count in seed_counts:
