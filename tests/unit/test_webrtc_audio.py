@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 from av.audio.resampler import AudioResampler
 
-from camgate.fmp4 import Fmp4Reader, Fragment, InitSegment
+from camgate.fmp4 import Fmp4Reader, InitSegment
 from camgate.outputs.webrtc.audio import (
     OPUS_FRAME_SAMPLES,
     AudioQueue,
@@ -19,15 +19,11 @@ from camgate.outputs.webrtc.audio import (
 )
 from camgate.outputs.webrtc.samples import track_samples
 from camgate.outputs.webrtc.sink import WebRtcSink
+from tests.support.captured import fixture_stream
 
 DATA = Path(__file__).parent / "data"
 FIXTURE_AUDIO_S = 3.0  # av_every_frame_ff5.mp4: FFmpeg's AAC, 48 kHz, beside 75 pictures
 
-
-def fixture_stream() -> tuple[InitSegment, list[Fragment]]:
-    init, *fragments = Fmp4Reader().feed((DATA / "av_every_frame_ff5.mp4").read_bytes())
-    assert isinstance(init, InitSegment)
-    return init, [f for f in fragments if isinstance(f, Fragment)]
 
 
 def drain(queue: AudioQueue) -> list[OpusPacket]:

@@ -13,9 +13,9 @@ from camgate.config import Settings
 from camgate.ffmpeg import MediaInfo, stream_command
 from camgate.ffmpeg.command import packet_output, sends_packets
 from camgate.flv import AvcSequenceHeader, FlvError, FlvReader, VideoPacket
-from camgate.fmp4 import Fmp4Reader, Fragment, InitSegment
 from camgate.outputs.webrtc.sink import WebRtcSink
-from camgate.outputs.webrtc.viewer import RTP_CLOCK_HZ, TimedFrame, ViewerQueue
+from camgate.outputs.webrtc.viewer import RTP_CLOCK_HZ
+from tests.support.captured import drain, fixture_stream
 
 DATA = Path(__file__).parent / "data"
 FIXTURE = DATA / "av_every_frame_ff5.mp4"  # 75 pictures at 25 fps, with AAC
@@ -32,17 +32,6 @@ def flv() -> bytes:
     return subprocess.run([*argv, "-f", "flv", "pipe:1"], capture_output=True, check=True).stdout
 
 
-def fixture_stream() -> tuple[InitSegment, list[Fragment]]:
-    init, *fragments = Fmp4Reader().feed(FIXTURE.read_bytes())
-    assert isinstance(init, InitSegment)
-    return init, [f for f in fragments if isinstance(f, Fragment)]
-
-
-def drain(viewer: ViewerQueue) -> list[TimedFrame]:
-    frames = []
-    while (frame := viewer.take()) is not None:
-        frames.append(frame)
-    return frames
 
 
 def test_the_reader_finds_the_configuration_then_every_picture_in_any_chunking(

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from camgate.errors import CapacityReached, InvalidInput
-from camgate.fmp4 import Fmp4Reader, Fragment, InitSegment, TrackInfo
+from camgate.fmp4 import Fragment, InitSegment, TrackInfo
 from camgate.outputs.webrtc.access_unit import AvcConfig, access_unit
 from camgate.outputs.webrtc.sink import WebRtcSink, unsupported_video
 from camgate.outputs.webrtc.viewer import (
@@ -16,26 +16,15 @@ from camgate.outputs.webrtc.viewer import (
     Delivery,
     EncodedFrame,
     Retimer,
-    TimedFrame,
     ViewerEnd,
     ViewerQueue,
 )
+from tests.support.captured import drain, fixture_stream
 
 DATA = Path(__file__).parent / "data"
 FRAME_TICKS = 3600  # 25 fps at 90 kHz
 
 
-def fixture_stream() -> tuple[InitSegment, list[Fragment]]:
-    init, *fragments = Fmp4Reader().feed((DATA / "av_every_frame_ff5.mp4").read_bytes())
-    assert isinstance(init, InitSegment)
-    return init, [f for f in fragments if isinstance(f, Fragment)]
-
-
-def drain(viewer: ViewerQueue) -> list[TimedFrame]:
-    frames = []
-    while (frame := viewer.take()) is not None:
-        frames.append(frame)
-    return frames
 
 
 def new_sink(max_viewers: int = 10) -> tuple[WebRtcSink, list[Fragment]]:
