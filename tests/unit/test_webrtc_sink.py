@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from camgate.errors import CapacityReached, InvalidInput
@@ -21,7 +19,6 @@ from camgate.outputs.webrtc.viewer import (
 )
 from tests.support.captured import drain, fixture_stream
 
-DATA = Path(__file__).parent / "data"
 FRAME_TICKS = 3600  # 25 fps at 90 kHz
 
 
