@@ -182,13 +182,14 @@ class Pull:
         finally:
             if write_fd is not None:
                 os.close(write_fd)  # FFmpeg holds the only write end: its exit ends the pipe
-        packets = None if read_fd is None else os.fdopen(read_fd, "rb", buffering=0)
+        if read_fd is not None:
+            os.set_blocking(read_fd, False)
         self._last_media = time.monotonic()
         try:
-            outcome = await self._watch(process, command, packets)
+            outcome = await self._watch(process, command, read_fd)
         finally:
-            if packets is not None:
-                packets.close()
+            if read_fd is not None:
+                os.close(read_fd)  # this pull alone owns it: its reader task has ended
             attempt.exit_code = await child.terminate(process, self._settings.stop_timeout_s)
         if isinstance(outcome, Plan):
             return outcome
@@ -281,7 +282,7 @@ class Pull:
         self,
         process: asyncio.subprocess.Process,
         command: FfmpegCommand,
-        packets: Any = None,
+        packets: int | None = None,
     ) -> Failure | Plan | str | None:
         """Run until FFmpeg exits, stalls, writes garbage, describes a camera `command` was not
         built for (the `Plan` for it), nobody watches an on-demand camera (UNWATCHED) or the
@@ -332,15 +333,24 @@ class Pull:
                     self._output_seen.set()
         return None
 
-    async def _pump_packets(self, pipe: Any) -> Failure | None:
-        """Read the packet pipe (FLV, an unbuffered binary file the caller closes)."""
-        reader = asyncio.StreamReader(limit=READ_CHUNK_BYTES)
-        transport, _ = await asyncio.get_running_loop().connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader), pipe
-        )
+    async def _pump_packets(self, fd: int) -> Failure | None:
+        """Read the packet pipe (FLV; a non-blocking descriptor the caller closes once this
+        task has ended). Read with a reader callback, not a pipe transport: a transport owns
+        and closes the descriptor when it likes, which raced with the caller closing it."""
+        loop = asyncio.get_running_loop()
+        readable = asyncio.Event()
+        loop.add_reader(fd, readable.set)
         flv = FlvReader()
         try:
-            while chunk := await reader.read(READ_CHUNK_BYTES):
+            while True:
+                await readable.wait()
+                readable.clear()
+                try:
+                    chunk = os.read(fd, READ_CHUNK_BYTES)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    break
                 try:
                     items = flv.feed(chunk)
                 except FlvError as error:
@@ -351,7 +361,7 @@ class Pull:
                     else:  # held with the MP4 output until the description fits the plan
                         self._held.append(item)
         finally:
-            transport.close()
+            loop.remove_reader(fd)
         await asyncio.Event().wait()  # the pipe ended with FFmpeg: stdout's end decides
         return None
 
