@@ -8,10 +8,11 @@ busy with one long callback (a large copy, a slow render) shows up here before v
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 
 from prometheus_client import CollectorRegistry, Histogram
+
+from camgate.tasks import cancel_and_wait
 
 INTERVAL_S = 0.1
 BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -35,9 +36,7 @@ class LoopLagMonitor:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
 
     async def _run(self) -> None:
         while True:

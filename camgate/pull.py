@@ -47,6 +47,7 @@ from camgate.ffmpeg import (
 from camgate.ffmpeg.command import sends_packets
 from camgate.flv import FlvError, FlvItem, FlvReader
 from camgate.fmp4 import Fmp4Error, Fmp4Reader, Fragment, InitSegment
+from camgate.tasks import cancel_and_wait
 
 READ_CHUNK_BYTES = 256 * 1024
 STDERR_CHUNK_BYTES = 16 * 1024
@@ -311,9 +312,7 @@ class Pull:
                     await asyncio.wait_for(process.wait(), self._settings.stop_timeout_s)
             return None
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_and_wait(tasks)
 
     async def _pump(self, stdout: asyncio.StreamReader) -> Failure | None:
         reader = Fmp4Reader()

@@ -13,6 +13,7 @@ from pathlib import Path
 from camgate.camera_file import load_camera_file
 from camgate.errors import InvalidInput
 from camgate.manager import StreamManager
+from camgate.tasks import cancel_and_wait
 
 log = logging.getLogger("camgate.reload")
 
@@ -48,9 +49,7 @@ class CameraFileReloader:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
 
     async def _run(self) -> None:
         while True:

@@ -32,6 +32,7 @@ from camgate.api.auth import ViewerSigner
 from camgate.api.cluster import RELAYED_HEADER
 from camgate.api.errors import error_response
 from camgate.config import Settings
+from camgate.tasks import cancel_and_wait
 
 log = logging.getLogger("camgate.cluster")
 # httpx logs every request URL at INFO and websockets its request line at DEBUG: a relayed
@@ -188,9 +189,7 @@ async def _pump(websocket: WebSocket, upstream: ClientConnection) -> bool:
     try:
         done, _ = await asyncio.wait({down, up}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in (down, up):
-            task.cancel()
-        await asyncio.gather(down, up, return_exceptions=True)
+        await cancel_and_wait((down, up))
     return up in done and down not in done
 
 

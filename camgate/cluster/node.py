@@ -29,6 +29,7 @@ from camgate.errors import InvalidInput, StoreError
 from camgate.manager import StreamManager, spec_from_record
 from camgate.state import StreamState
 from camgate.status import StreamStatus
+from camgate.tasks import cancel_and_wait
 
 log = logging.getLogger("camgate.cluster")
 
@@ -115,9 +116,7 @@ class ClusterNode:
         }
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         held = {camera_id: lease.epoch for camera_id, lease in self._held.items()}
         for camera_id in list(self._held):

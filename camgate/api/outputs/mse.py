@@ -19,6 +19,7 @@ from camgate.api.cluster import relayed_websocket
 from camgate.errors import CamgateError, CapacityReached
 from camgate.outputs.mse.client import ClientEnd, ClientQueue
 from camgate.outputs.mse.live import MseSink
+from camgate.tasks import cancel_and_wait
 
 # RFC 6455 7.4: 1001 going away; 4000-4999 are the application's own, here HTTP status + 4000.
 CLOSE_GOING_AWAY = 1001
@@ -57,9 +58,7 @@ async def serve_viewer(websocket: WebSocket, client: ClientQueue) -> ClientEnd |
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)
     return client.end
 
 
