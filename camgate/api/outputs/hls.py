@@ -19,8 +19,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from fastapi import APIRouter, Request, Response
+from starlette.requests import HTTPConnection
 
-from camgate.api.auth import Access, access
+from camgate.api.auth import Access, Authorizer, access
 from camgate.api.errors import error_body
 from camgate.api.guard import origin_key
 from camgate.outputs.hls.live import LiveHls
@@ -201,12 +202,17 @@ class HlsAnswers:
         return self._media(ask, live, found.data)
 
 
-def ask_of(request: Request) -> Ask:
-    """The `Ask` of a request the access check let in (it leaves a signed query on `state`)."""
+def ask_of(request: HTTPConnection, authorizer: Authorizer | None) -> Ask:
+    """The `Ask` of a request `authorizer`'s access check let in (it leaves a signed query on
+    `state`); no authorizer is an app without access control."""
     signed = getattr(request.state, "signed_query", "")
-    authorizer = getattr(request.app.state, "authorizer", None)
     credentials = bool(signed) or (authorizer is not None and authorizer.tokens.configured)
     return Ask(request.query_params, request.headers.get("origin"), signed, credentials)
+
+
+def route_ask(request: Request) -> Ask:
+    """`ask_of` for a route: the app's own authorizer."""
+    return ask_of(request, getattr(request.app.state, "authorizer", None))
 
 
 def respond(answer: Answer) -> Response:
@@ -226,22 +232,22 @@ def create_hls_router(answers: HlsAnswers) -> APIRouter:
     @router.get("/hls/{camera_id}/index.m3u8")
     @access(Access.PLAY)
     async def playlist(camera_id: str, request: Request) -> Response:
-        return respond(await answers.playlist(camera_id, ask_of(request)))
+        return respond(await answers.playlist(camera_id, route_ask(request)))
 
     @router.get("/hls/{camera_id}/{session}/init-{init_id:int}.mp4")
     @access(Access.PLAY)
     async def init(camera_id: str, session: str, init_id: int, request: Request) -> Response:
-        return respond(answers.init(camera_id, session, init_id, ask_of(request)))
+        return respond(answers.init(camera_id, session, init_id, route_ask(request)))
 
     @router.get("/hls/{camera_id}/{session}/seg-{msn:int}.m4s")
     @access(Access.PLAY)
     async def segment(camera_id: str, session: str, msn: int, request: Request) -> Response:
-        return respond(answers.segment(camera_id, session, msn, ask_of(request)))
+        return respond(answers.segment(camera_id, session, msn, route_ask(request)))
 
     @router.get("/hls/{camera_id}/{session}/part-{index:int}.m4s")
     @access(Access.PLAY)
     async def part(camera_id: str, session: str, index: int, request: Request) -> Response:
-        return respond(await answers.part(camera_id, session, index, ask_of(request)))
+        return respond(await answers.part(camera_id, session, index, route_ask(request)))
 
     @router.options("/hls/{camera_id}/{name:path}")
     @access(Access.PUBLIC)

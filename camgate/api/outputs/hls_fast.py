@@ -27,7 +27,7 @@ from starlette.requests import Request
 from camgate.api.auth import Access, Authorizer
 from camgate.api.cluster import owner_url
 from camgate.api.guard import ASGIApp, Receive, Scope, Send
-from camgate.api.outputs.hls import Answer, Ask, HlsAnswers
+from camgate.api.outputs.hls import Answer, HlsAnswers, ask_of, respond
 
 # The paths of the routes in camgate.api.outputs.hls, as Starlette matches them ({name} is
 # [^/]+, {name:int} is [0-9]+).
@@ -35,15 +35,6 @@ HLS_PATH = re.compile(
     r"/hls/(?P<camera>[^/]+)/(?:index\.m3u8|(?P<session>[^/]+)/"
     r"(?:init-(?P<init>[0-9]+)\.mp4|seg-(?P<seg>[0-9]+)\.m4s|part-(?P<part>[0-9]+)\.m4s))"
 )
-
-
-def raw_headers(answer: Answer) -> list[tuple[bytes, bytes]]:
-    """The response headers Starlette's `Response` would send for `answer`."""
-    headers = [(name.lower().encode("latin-1"), value.encode("latin-1"))
-               for name, value in answer.headers.items()]  # fmt: skip
-    headers.append((b"content-length", str(len(answer.body)).encode("latin-1")))
-    headers.append((b"content-type", answer.media_type.encode("latin-1")))
-    return headers
 
 
 def runs_elsewhere(request: Request, camera_id: str) -> bool:
@@ -75,9 +66,7 @@ class HlsFastPath:
         if answer is None:
             await self.app(scope, receive, send)
             return
-        start = {"type": "http.response.start", "status": answer.status}
-        await send({**start, "headers": raw_headers(answer)})
-        await send({"type": "http.response.body", "body": answer.body})
+        await respond(answer)(scope, receive, send)  # the routes' response, without the routing
 
     async def _answer(self, scope: Scope, match: re.Match[str]) -> Answer | None:
         """The answer, or None for a request the app must answer itself."""
@@ -89,13 +78,7 @@ class HlsFastPath:
             return None  # the app's access check gives the refusal in its own words
         if self.runs_elsewhere(request, camera_id):
             return None  # the cluster's routing sends it to the node that runs the camera
-        signed = getattr(request.state, "signed_query", "")
-        ask = Ask(
-            request.query_params,
-            request.headers.get("origin"),
-            signed,
-            bool(signed) or self.authorizer.tokens.configured,
-        )
+        ask = ask_of(request, self.authorizer)
         answers = self.answers
         session = match["session"]
         if session is None:
