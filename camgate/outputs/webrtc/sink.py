@@ -114,29 +114,29 @@ class PictureGroup:
     def hold(self, fragment: Fragment | VideoPacket) -> None:
         """A video fragment or packet nobody needs converted now (its own sync flag says
         whether it starts a group)."""
-        if fragment.keyframe:
-            self.keyframe_seen = True
-            self.clear()
-        elif not self.frames and not self.fragments:
-            return
-        if self.bytes + len(fragment.data) > self.max_bytes:
-            self.clear()
-            return
-        self.fragments.append(fragment)
-        self._fragment_bytes += len(fragment.data)
+        started = bool(self.frames or self.fragments)
+        if self._admits(fragment.keyframe, len(fragment.data), started):
+            self.fragments.append(fragment)
+            self._fragment_bytes += len(fragment.data)
 
     def keep(self, frame: EncodedFrame) -> None:
         """A converted picture; the group holds no unconverted fragment (see `take_fragments`)."""
-        if frame.keyframe:
+        if self._admits(frame.keyframe, len(frame.data), bool(self.frames)):
+            self.frames.append(frame)
+            self._frame_bytes += len(frame.data)
+
+    def _admits(self, keyframe: bool, size: int, started: bool) -> bool:
+        """Whether a picture of `size` bytes joins the group: a keyframe starts a new one, any
+        other picture joins a `started` group; one that would pass ``max_bytes`` drops it."""
+        if keyframe:
             self.keyframe_seen = True
             self.clear()
-        elif not self.frames:
-            return
-        if self.bytes + len(frame.data) > self.max_bytes:
+        elif not started:
+            return False
+        if self.bytes + size > self.max_bytes:
             self.clear()
-            return
-        self.frames.append(frame)
-        self._frame_bytes += len(frame.data)
+            return False
+        return True
 
     def take_fragments(self) -> list[Fragment | VideoPacket]:
         """The fragments kept unconverted, in order; the caller `keep`s what they hold."""
