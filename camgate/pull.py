@@ -170,8 +170,7 @@ class Pull:
         self._described = asyncio.get_running_loop().create_future()
         self._held, self._output_seen = [], asyncio.Event()
         attempt.failure, attempt.exit_code, attempt.unwatched = None, None, False
-        wants_packets = self._hooks.packet is not None and sends_packets(self._spec, plan.info)
-        read_fd, write_fd = os.pipe() if wants_packets else (None, None)
+        read_fd, write_fd = os.pipe() if self._takes_packets(plan) else (None, None)
         self._packet_fd = write_fd
         command = self._command(plan, write_fd)
         try:
@@ -224,10 +223,15 @@ class Pull:
         wanted = self._command(plan, self._packet_fd)
         return None if wanted == command else plan
 
+    def _takes_packets(self, plan: Plan) -> bool:
+        """Whether the stream takes packets and the plan's video can be written twice without
+        encoding."""
+        return self._hooks.packet is not None and sends_packets(self._spec, plan.info)
+
     def _command(self, plan: Plan, packet_fd: int | None) -> FfmpegCommand:
-        """The FFmpeg command for `plan`, with the packet output on ``packet_fd`` when the
-        stream takes packets and the plan's video can be written twice without encoding."""
-        if self._hooks.packet is None or not sends_packets(self._spec, plan.info):
+        """The FFmpeg command for `plan`, with the packet output on ``packet_fd`` when the plan
+        takes packets (`_takes_packets`)."""
+        if not self._takes_packets(plan):
             packet_fd = None
         return stream_command(
             self._ffmpeg, self._spec, self._settings, plan.info, plan.fast_probe, packet_fd
@@ -261,10 +265,10 @@ class Pull:
                 return replan
             if facts.video_codec is None:
                 await asyncio.Event().wait()  # FFmpeg fails on its own: no video to map
+            self.plan = self.plan.after(facts)
         else:
             self._log.warning("ffmpeg did not describe the camera's streams; trusting the plan")
             facts = self.plan.info
-        self.plan = self.plan.after(facts) if described.done() else self.plan
         self.confirmed = True
         self._hooks.started(pid, facts)
         held, self._held = self._held, []
@@ -278,6 +282,16 @@ class Pull:
             self._hooks.item(item)
         elif self._hooks.packet is not None:
             self._hooks.packet(item)
+
+    def _pass_on(self, item: InitSegment | Fragment | FlvItem) -> None:
+        """Deliver `item`, or hold it until FFmpeg's description of the camera fits the plan
+        (MP4 output held is what `_confirm` waits for besides the description)."""
+        if self.confirmed:
+            self._deliver(item)
+            return
+        self._held.append(item)
+        if isinstance(item, InitSegment | Fragment):
+            self._output_seen.set()
 
     async def _watch(
         self,
@@ -325,11 +339,7 @@ class Pull:
             for item in items:
                 if isinstance(item, Fragment):
                     self._last_media = time.monotonic()
-                if self.confirmed:
-                    self._hooks.item(item)
-                else:  # held until FFmpeg's description of the camera fits the plan
-                    self._held.append(item)
-                    self._output_seen.set()
+                self._pass_on(item)
         return None
 
     async def _pump_packets(self, fd: int) -> Failure | None:
@@ -355,10 +365,7 @@ class Pull:
                 except FlvError as error:
                     return Failure(FailureReason.UNKNOWN, f"unreadable ffmpeg packets: {error}")
                 for item in items:
-                    if self.confirmed:
-                        self._deliver(item)
-                    else:  # held with the MP4 output until the description fits the plan
-                        self._held.append(item)
+                    self._pass_on(item)
         finally:
             loop.remove_reader(fd)
         await asyncio.Event().wait()  # the pipe ended with FFmpeg: stdout's end decides
