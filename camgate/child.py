@@ -3,8 +3,9 @@
 Each child gets its own process group and a parent-death signal (Linux PR_SET_PDEATHSIG), so a
 server killed with SIGKILL takes its children with it. util-linux's `setpriv --pdeathsig` sets
 that signal where it is installed (the signal survives its exec of the child): a Python pre-exec
-hook would make every start fork the whole server instead of vfork, ~25 ms with the event loop
-blocked at the server's size instead of ~1 ms, which 32 cameras started at once pay in turn.
+hook would make every start fork the whole server instead of vfork, 16 ms with the event loop
+blocked at the server's size instead of 4 ms (docs/benchmarks.md, one FFmpeg child), which 32
+cameras started at once pay in turn.
 Without setpriv the pre-exec hook does it. Stopping is polite first (SIGTERM lets
 FFmpeg finish its output) and forcible after a timeout. Never through a shell. What a child must
 not show in its argv (a camera URL) goes to its stdin, written and closed right after the start.
