@@ -7,7 +7,8 @@ SPS/PPS in the SDP). FFmpeg describes the camera's streams before it writes any 
 the command for those facts differs from the one running (audio to copy or convert, H.265's tag,
 a full probe for an SDP without SPS/PPS), this FFmpeg is replaced by one for the facts, and
 nothing it wrote reaches the outputs. So a camera that fits the plan starts with one FFmpeg and
-one RTSP session, and one that does not with two, as with a probe before every start.
+one RTSP session, and one that does not with two, as with a probe before every start (three
+when its SDP lacks SPS/PPS and a tiny probe missed the picture size).
 
 When the stream takes packets (`PullHooks.packet`, for WebRTC) and the video is copied H.264,
 FFmpeg also writes the video packet by packet on a second pipe (FLV, a frame ahead of the MP4);
@@ -150,7 +151,11 @@ class Pull:
 
     async def _run(self, attempt: Attempt) -> None:
         plan = self.plan
-        for _ in range(2):  # the planned run, then at most one for the facts it reported
+        # The planned run, then one for the facts it reported, then one more when that run's
+        # tiny probe found no picture size: a camera whose SDP lacks SPS/PPS gives the size
+        # to a tiny probe only when a video packet happens to come first. A plan only ever
+        # gains facts and loses tiny probing, so three runs settle it.
+        for _ in range(3):
             replan = await self._stream(plan, attempt)
             if replan is None or self._stop.is_set():
                 return

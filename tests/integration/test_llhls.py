@@ -395,5 +395,8 @@ def test_segments_hold_h264_and_aac(
     assert status["browserPlayback"]["playable"] == "all"
     argv = " ".join(ffmpeg_argv(status["pid"]))
     assert " ".join(audio_codec_args) in argv, argv
-    # The first plan has no audio: FFmpeg described the camera, and one for its audio replaced it.
-    assert server.log().count("restarting ffmpeg for it") == 1, server.log()
+    # The first plan has no audio: FFmpeg described the camera, and one for its audio replaced
+    # it; a second replacement only when that one's tiny probe got an audio packet first and
+    # so no picture size (this camera's SDP has no SPS/PPS). Never a failed attempt.
+    assert 1 <= server.log().count("restarting ffmpeg for it") <= 2, server.log()
+    assert "keep changing" not in server.log()
