@@ -55,6 +55,22 @@ def check_resolution(value: str) -> str:
     raise ValueError("must be WIDTHxHEIGHT in ASCII digits, both even, 16x16 to 7680x4320")
 
 
+def parse_port_range(value: str) -> tuple[int, int] | None:
+    """``LOW-HIGH`` as two UDP ports (None for an empty value), else ValueError saying why."""
+    if not value.strip():
+        return None
+    match = re.fullmatch(r"\s*([0-9]{1,5})\s*-\s*([0-9]{1,5})\s*", value)
+    if match is None:
+        raise ValueError(
+            "must be a UDP port range LOW-HIGH, e.g. 50000-50100 (one port for every session "
+            "is not supported: each WebRTC session needs a port of its own)"
+        )
+    low, high = int(match[1]), int(match[2])
+    if not 1024 <= low <= high <= 65535:
+        raise ValueError("must be LOW-HIGH with 1024 <= LOW <= HIGH <= 65535")
+    return low, high
+
+
 class IceServer(BaseModel):
     """A STUN or TURN server for WebRTC, shaped like the browser's RTCIceServer."""
 
@@ -112,9 +128,7 @@ class Settings(BaseSettings):
     hls_block_timeout_s: float = Field(6.0, alias="HLS_BLOCK_TIMEOUT", ge=1, le=60)
     max_cameras: int = Field(256, alias="MAX_CAMERAS", ge=1, le=100_000)
     on_demand_idle_s: float = Field(30.0, alias="ON_DEMAND_IDLE_S", ge=1, le=86400)
-    on_demand_start_timeout_s: float = Field(
-        15.0, alias="ON_DEMAND_START_TIMEOUT", ge=1, le=120
-    )
+    on_demand_start_timeout_s: float = Field(15.0, alias="ON_DEMAND_START_TIMEOUT", ge=1, le=120)
     # MSE over WebSocket: the latest keyframe interval kept for joining viewers, and how far one
     # viewer may fall behind before it skips to the next keyframe (both should hold a GOP).
     mse_gop_max_bytes: int = Field(8_000_000, alias="MSE_GOP_MAX_BYTES", ge=65536, le=1 << 30)
@@ -122,9 +136,11 @@ class Settings(BaseSettings):
         8_000_000, alias="MSE_CLIENT_QUEUE_BYTES", ge=16384, le=1 << 30
     )
     # WebRTC (WHEP, see docs/webrtc.md): extra addresses announced as host candidates (a public
-    # address in front of a 1:1 NAT), STUN/TURN servers as a JSON list of RTCIceServer objects,
+    # address in front of a 1:1 NAT), the UDP port range sessions bind (empty: any port the
+    # kernel picks), STUN/TURN servers as a JSON list of RTCIceServer objects,
     # and viewer limits.
     webrtc_address: str = Field("", alias="WEBRTC_ADDRESS")
+    webrtc_ports: str = Field("", alias="WEBRTC_PORTS")
     webrtc_ice_servers: list[IceServer] = Field([], alias="WEBRTC_ICE_SERVERS")
     webrtc_max_viewers_per_camera: int = Field(
         50, alias="WEBRTC_MAX_VIEWERS_PER_CAMERA", ge=1, le=10_000
@@ -163,6 +179,16 @@ class Settings(BaseSettings):
     @classmethod
     def _resolution(cls, value: str | None) -> str | None:
         return None if value is None else check_resolution(value)
+
+    @field_validator("webrtc_ports")
+    @classmethod
+    def _port_range(cls, value: str) -> str:
+        parse_port_range(value)
+        return value.strip()
+
+    @property
+    def webrtc_port_range(self) -> tuple[int, int] | None:
+        return parse_port_range(self.webrtc_ports)
 
     @field_validator("advertise_url")
     @classmethod

@@ -72,6 +72,7 @@ def create_app(
             settings.webrtc_max_viewers,
             settings.webrtc_ice_servers,
             split_addresses(settings.webrtc_address),
+            settings.webrtc_port_range,
         )
         await manager.open(built.declared)
         reloader = None

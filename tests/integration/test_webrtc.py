@@ -1,36 +1,30 @@
 """WebRTC over WHEP as a client sees it, from a real test camera through a real camgate server.
 
-The client is aiortc, as a browser would be: it offers to receive video (and audio), POSTs the
-offer to ``/whep/<id>``, connects over ICE/DTLS and decodes (PyAV, inside aiortc) the H.264 and
-Opus it receives. One server with two cameras serves the module: a G.711 one and an AAC one.
+The client is aiortc, as a browser would be (tests/support/whep.py). One server with two cameras
+serves the module: a G.711 one and an AAC one.
 """
 
 from __future__ import annotations
 
-import array
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 
-import av
 import httpx
 import pytest
-from aiortc import RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamTrack
-from av.audio.resampler import AudioResampler
+from aiortc import RTCPeerConnection
 
 from tests.support.camera import RtspCamera
 from tests.support.ports import free_port
 from tests.support.server import CamgateServer, ffmpeg_cmdlines, ffmpeg_pids, wait_for
+from tests.support.whep import offer_sdp, post_offer, whep_viewer
 
 pytestmark = pytest.mark.integration
 
 CAMERA_ID = "webrtc-cam"  # a G.711 (PCMA) camera, as many are; FFmpeg makes AAC of its audio
 AAC_CAMERA_ID = "webrtc-aac"
 RUNNING_TIMEOUT_S = 40.0
-FRAME_TIMEOUT_S = 15.0
 ADMIN = "admin-7d3e1f9a2b4c6e8d"
 VIEWERS = 10
 TONE_HZ = 440  # the test camera's tone (tests/support/rtsp_camera.py)
@@ -68,75 +62,10 @@ def admin_client(server: CamgateServer, timeout_s: float = 20) -> httpx.AsyncCli
     return httpx.AsyncClient(base_url=server.base_url, timeout=timeout_s, headers=headers)
 
 
-@dataclass
-class WhepViewer:
-    pc: RTCPeerConnection
-    location: str
-    track: MediaStreamTrack
-    audio: MediaStreamTrack | None = None
-
-    async def frames(self, count: int) -> list[av.VideoFrame]:
-        """The next ``count`` decoded pictures."""
-        out = []
-        async with asyncio.timeout(FRAME_TIMEOUT_S):
-            while len(out) < count:
-                frame = await self.track.recv()
-                assert isinstance(frame, av.VideoFrame)
-                out.append(frame)
-        return out
-
-    async def listen(self, seconds: float) -> tuple[int, list[int]]:
-        """(sample rate, mono 16-bit samples) of ``seconds`` of decoded audio."""
-        assert self.audio is not None, "the answer sends no audio"
-        mono = AudioResampler(format="s16", layout="mono")
-        samples = array.array("h")
-        rate = 0
-        async with asyncio.timeout(FRAME_TIMEOUT_S):
-            while not rate or len(samples) < seconds * rate:
-                frame = await self.audio.recv()
-                assert isinstance(frame, av.AudioFrame)
-                rate = frame.sample_rate
-                for pcm in mono.resample(frame):
-                    samples.frombytes(bytes(pcm.planes[0])[: pcm.samples * 2])
-        return rate, list(samples)
-
-
 def dominant_hz(rate: int, samples: list[int]) -> float:
     """The frequency of a tone, from its rising zero crossings."""
     rising = sum(1 for a, b in itertools.pairwise(samples) if a < 0 <= b)
     return rising * rate / len(samples)
-
-
-async def offer_sdp(pc: RTCPeerConnection, audio: bool = False) -> str:
-    pc.addTransceiver("video", direction="recvonly")
-    if audio:
-        pc.addTransceiver("audio", direction="recvonly")
-    await pc.setLocalDescription(await pc.createOffer())  # aiortc gathers before returning
-    return pc.localDescription.sdp
-
-
-async def post_offer(
-    client: httpx.AsyncClient, camera_id: str, sdp: str, query: str = ""
-) -> httpx.Response:
-    url = f"/whep/{camera_id}" + (f"?{query}" if query else "")
-    return await client.post(url, content=sdp, headers={"Content-Type": "application/sdp"})
-
-
-@contextlib.asynccontextmanager
-async def whep_viewer(
-    client: httpx.AsyncClient, camera_id: str = CAMERA_ID, query: str = "", audio: bool = False
-) -> AsyncIterator[WhepViewer]:
-    pc = RTCPeerConnection()
-    tracks: dict[str, MediaStreamTrack] = {}
-    pc.on("track", lambda track: tracks.setdefault(track.kind, track))
-    try:
-        reply = await post_offer(client, camera_id, await offer_sdp(pc, audio), query)
-        assert reply.status_code == 201, reply.text
-        assert reply.headers["content-type"].startswith("application/sdp")
-        await pc.setRemoteDescription(RTCSessionDescription(reply.text, "answer"))
-        yield WhepViewer(pc, reply.headers["location"], tracks["video"], tracks.get("audio"))
-    finally:
-        await pc.close()
 
 
 def webrtc_stats(server: CamgateServer, camera_id: str = CAMERA_ID) -> dict[str, int]:
@@ -148,7 +77,7 @@ async def test_a_whep_viewer_decodes_the_cameras_picture_until_it_deletes_the_se
     server: CamgateServer,
 ) -> None:
     dropped_before = webrtc_stats(server)["sessionsDropped"]
-    async with admin_client(server) as client, whep_viewer(client) as viewer:
+    async with admin_client(server) as client, whep_viewer(client, CAMERA_ID) as viewer:
         frames = await viewer.frames(50)  # two seconds at 25 fps
         assert {(f.width, f.height) for f in frames} == {(640, 360)}
         assert webrtc_stats(server)["viewers"] == 1
@@ -195,7 +124,9 @@ async def test_a_camera_with_audio_is_heard_over_webrtc(
 
 async def test_ten_viewers_of_one_camera_cost_one_ingest(server: CamgateServer) -> None:
     async with admin_client(server, 30) as client, contextlib.AsyncExitStack() as stack:
-        viewers = [await stack.enter_async_context(whep_viewer(client)) for _ in range(VIEWERS)]
+        viewers = [
+            await stack.enter_async_context(whep_viewer(client, CAMERA_ID)) for _ in range(VIEWERS)
+        ]
         decoded = await asyncio.gather(*(viewer.frames(10) for viewer in viewers))
         assert all({(f.width, f.height) for f in frames} == {(640, 360)} for frames in decoded)
         assert webrtc_stats(server)["viewers"] == VIEWERS
@@ -208,7 +139,7 @@ async def test_ten_viewers_of_one_camera_cost_one_ingest(server: CamgateServer) 
 async def test_a_viewer_that_disappears_is_dropped(server: CamgateServer) -> None:
     dropped_before = webrtc_stats(server)["sessionsDropped"]
     async with admin_client(server) as client:
-        async with whep_viewer(client) as viewer:
+        async with whep_viewer(client, CAMERA_ID) as viewer:
             await viewer.frames(5)
         # pc.close() sent no DELETE: the server notices (DTLS close or no RTCP) on its own.
         wait_for(lambda: webrtc_stats(server)["viewers"] == 0, 30, "the session to be dropped")
@@ -226,7 +157,7 @@ async def test_whep_needs_a_token_or_a_signed_viewer_url(server: CamgateServer) 
             await pc.close()
         assert refused.status_code == 401
 
-        async with whep_viewer(anonymous, query=signed) as viewer:
+        async with whep_viewer(anonymous, CAMERA_ID, query=signed) as viewer:
             assert (await viewer.frames(5))[0].width == 640
             assert viewer.location.endswith(f"?{signed}")
             assert (await anonymous.delete(viewer.location)).status_code == 200

@@ -5,7 +5,8 @@ out, so two servers in one test session never get the same port even if the firs
 it yet. When the suite runs in several worker processes, each worker only takes its own share of
 the ports (by half the port number modulo the worker count: Linux hands out even ports for
 `bind(0)`), so two workers never race for one port.
-It never binds anything beyond the probe socket it closes at once.
+It never binds anything beyond the probe socket it closes at once. `free_udp_range` finds a run
+of free UDP ports the same way, for servers given a port range.
 """
 
 from __future__ import annotations
@@ -78,3 +79,33 @@ def _kernel_free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((LOOPBACK, 0))
         return int(probe.getsockname()[1])
+
+
+# Above the usual reserved ports and below Linux's ephemeral range (32768-60999), where the kernel
+# picks ports for everything else, so a range found free stays free.
+_UDP_RANGE_SPAN = (20000, 32000)
+_handed_out_udp: set[int] = set()
+
+
+def free_udp_range(count: int) -> tuple[int, int]:
+    """``count`` consecutive UDP ports free on every address, not handed out before here, and
+    in this worker's share of the port space (see `PortAllocator`)."""
+    index, workers = _worker_share()
+    low_end, high_end = _UDP_RANGE_SPAN
+    slice_size = (high_end - low_end) // workers
+    start = low_end + index * slice_size
+    for low in range(start, start + slice_size - count, count):
+        ports = range(low, low + count)
+        if not _handed_out_udp.intersection(ports) and all(map(_udp_bindable, ports)):
+            _handed_out_udp.update(ports)
+            return low, low + count - 1
+    raise RuntimeError(f"no {count} free consecutive UDP ports")
+
+
+def _udp_bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True

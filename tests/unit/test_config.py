@@ -19,6 +19,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignor
         "LOG_LEVEL",
         "CAMGATE_DATA_DIR",
         "HLS_PART_TIME",
+        "WEBRTC_PORTS",
     ):
         monkeypatch.delenv(name, raising=False)
 
@@ -61,6 +62,11 @@ def test_env_file_is_read(tmp_path) -> None:  # type: ignore[no-untyped-def]
         ("LOG_LEVEL", "loud"),
         ("HLS_MAX_SEGMENTS", "1"),
         ("HLS_PART_TIME", "5"),
+        ("WEBRTC_PORTS", "50000"),
+        ("WEBRTC_PORTS", "50100-50000"),
+        ("WEBRTC_PORTS", "80-90"),
+        ("WEBRTC_PORTS", "50000-70000"),
+        ("WEBRTC_PORTS", "5e4-5e5"),
     ],
 )
 def test_invalid_values_name_the_variable(
@@ -72,3 +78,11 @@ def test_invalid_values_name_the_variable(
     message = str(error.value)
     assert name in message and repr(value) in message
     assert "\n" not in message
+
+
+def test_the_webrtc_port_range_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().webrtc_port_range is None  # any port the kernel picks
+    monkeypatch.setenv("WEBRTC_PORTS", " 50000 - 50100 ")
+    assert load_settings().webrtc_port_range == (50000, 50100)
+    monkeypatch.setenv("WEBRTC_PORTS", "50000-50000")
+    assert load_settings().webrtc_port_range == (50000, 50000)

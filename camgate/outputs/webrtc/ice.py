@@ -1,8 +1,9 @@
 """ICE settings turned into what aiortc and the SDP answer need. Pure functions, no sockets.
 
-aiortc gathers host candidates on every interface of this machine (aioice binds an ephemeral
-UDP port per session and interface); behind a 1:1 NAT the public address is announced as well,
-with the same ports (`announce_addresses`), the way MediaMTX's additional hosts work.
+aiortc gathers host candidates on every interface of this machine (a UDP port per session: one
+the kernel picks, or one of ``WEBRTC_PORTS``, see `camgate.outputs.webrtc.ports`); behind a
+1:1 NAT the public address is announced as well, with the same ports (`announce_addresses`),
+the way MediaMTX's additional hosts work.
 
 A browser hides its own addresses behind mDNS names (`<uuid>.local`). aioice resolves each one
 while the offer is applied and waits up to a second for an answer that, on most networks, never

@@ -1,7 +1,8 @@
 """Every WHEP session of one camgate process: opened from an offer, found by id, each watched by
 one task that this registry owns, cancels and awaits (`close_all` at shutdown).
 
-Limits: ``WEBRTC_MAX_VIEWERS`` in total here, ``WEBRTC_MAX_VIEWERS_PER_CAMERA`` in each sink.
+Limits: ``WEBRTC_MAX_VIEWERS`` in total here, ``WEBRTC_MAX_VIEWERS_PER_CAMERA`` in each sink,
+and the free ports of ``WEBRTC_PORTS`` when it is set.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from camgate.config import IceServer
 from camgate.errors import CapacityReached, NotFound
 from camgate.outputs.webrtc.ice import announce_addresses, rtc_configuration
+from camgate.outputs.webrtc.ports import UdpPortRange
 from camgate.outputs.webrtc.session import ViewerMedia, WhepSession
 from camgate.outputs.webrtc.sink import WebRtcSink
 from camgate.outputs.webrtc.viewer import ViewerEnd
@@ -44,11 +46,24 @@ def release(sink: WebRtcSink, media: ViewerMedia) -> None:
 
 class WhepSessions:
     def __init__(
-        self, max_sessions: int, ice_servers: Sequence[IceServer], addresses: Sequence[str]
+        self,
+        max_sessions: int,
+        ice_servers: Sequence[IceServer],
+        addresses: Sequence[str],
+        ports: tuple[int, int] | None = None,
     ) -> None:
         self.max_sessions = max_sessions
         self._ice_servers = tuple(ice_servers)
         self._addresses = tuple(addresses)
+        self._ports = None if ports is None else UdpPortRange(*ports)
+        if self._ports is not None and len(self._ports) < max_sessions:
+            log.warning(
+                "WEBRTC_PORTS (%s) has %d ports for up to %d viewers (WEBRTC_MAX_VIEWERS): "
+                "viewers beyond that are refused",
+                self._ports,
+                len(self._ports),
+                max_sessions,
+            )
         self._sessions: dict[str, WhepSession] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
@@ -63,7 +78,7 @@ class WhepSessions:
             )
         media = viewer_media(sink)
         configuration = rtc_configuration(self._ice_servers)
-        session = WhepSession(camera_id, media, sink.counters, configuration)
+        session = WhepSession(camera_id, media, sink.counters, configuration, ports=self._ports)
         self._sessions[session.id] = session  # counted at once: concurrent offers see the limit
         try:
             sdp = await session.answer(offer_sdp)
