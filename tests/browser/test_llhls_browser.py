@@ -24,6 +24,7 @@ from tests.support.browser import (
     watch,
 )
 from tests.support.camera import RtspCamera
+from tests.support.live_edge import LiveEdge
 from tests.support.ports import free_port
 from tests.support.server import CamgateServer, wait_for
 
@@ -90,10 +91,24 @@ def fatal_errors(report: PlaybackReport) -> list[str]:
     ]
 
 
-def assert_smooth(report: PlaybackReport, min_advance_s: float) -> None:
+async def watch_live(
+    server: CamgateServer, page: Page, url: str, seconds: float
+) -> tuple[PlaybackReport, LiveEdge]:
+    """`watch` the page while noting where the camera's live edge stood still."""
+    async with LiveEdge(server.base_url, PLAYLIST) as edge:
+        report = await watch(page, url, seconds)
+    return report, edge
+
+
+def assert_smooth(report: PlaybackReport, min_advance_s: float, edge: LiveEdge) -> None:
+    """The video started, moved on and never stalled while the camera's live edge moved on.
+
+    A stall while no new part came (the camera or this shared machine starved) is no fault of
+    the player or the server; the advance still bounds how long such stalls may last."""
     assert report.started, report.errors
     assert report.advanced_s >= min_advance_s, report.samples
-    assert report.stalls == [], (report.stalls, report.player_stats)
+    _, unexplained = edge.source_stalls(report)
+    assert unexplained == [], (report.stalls, edge.changes, report.player_stats)
     assert fatal_errors(report) == [], report.errors
     assert report.player_stats is not None and report.player_stats["engine"] == "hlsjs"
 
@@ -131,10 +146,10 @@ async def wait_for_steady_progress(page: Page, advance_s: float, deadline_s: flo
 async def test_low_latency_player_plays_smoothly_near_live(server: CamgateServer) -> None:
     async with launch_chromium() as browser:
         page = await browser.new_page()
-        report = await watch(page, server.base_url + WATCH_PATH, LL_WATCH_S)
+        report, edge = await watch_live(server, page, server.base_url + WATCH_PATH, LL_WATCH_S)
         latencies_s = await sample_latency(page, LATENCY_SAMPLE_S)
 
-    assert_smooth(report, LL_MIN_ADVANCE_S)
+    assert_smooth(report, LL_MIN_ADVANCE_S, edge)
     assert latencies_s, "no frame with a readable timecode"
     assert statistics.median(latencies_s) < LATENCY_P50_MAX_S, sorted(latencies_s)
 
@@ -144,9 +159,10 @@ async def test_plain_hls_player_plays_smoothly(server: CamgateServer) -> None:
     await asyncio.to_thread(wait_playable, server, low_latency=False)
     async with launch_chromium() as browser:
         page = await browser.new_page()
-        report = await watch(page, f"{server.base_url}/watch/{CAMERA_ID}?mode=hls", PLAIN_WATCH_S)
+        url = f"{server.base_url}/watch/{CAMERA_ID}?mode=hls"
+        report, edge = await watch_live(server, page, url, PLAIN_WATCH_S)
 
-    assert_smooth(report, PLAIN_MIN_ADVANCE_S)
+    assert_smooth(report, PLAIN_MIN_ADVANCE_S, edge)
 
 
 async def test_player_keeps_playing_after_the_camera_restarts(
@@ -154,8 +170,10 @@ async def test_player_keeps_playing_after_the_camera_restarts(
 ) -> None:
     async with launch_chromium() as browser:
         page = await browser.new_page()
-        before = await watch(page, server.base_url + WATCH_PATH, BEFORE_RESTART_S)
-        assert_smooth(before, 0.8 * BEFORE_RESTART_S)
+        before, edge = await watch_live(
+            server, page, server.base_url + WATCH_PATH, BEFORE_RESTART_S
+        )
+        assert_smooth(before, 0.8 * BEFORE_RESTART_S, edge)
         await page.evaluate(_MARK_PAGE_JS)
 
         await asyncio.to_thread(camera.restart)

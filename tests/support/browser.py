@@ -102,6 +102,8 @@ class PlaybackReport:
     errors: list[str] = field(default_factory=list)
     player_stats: dict[str, Any] | None = None
     """``window.camgatePlayer.stats()`` at the end, when the page is camgate's player."""
+    started_at_s: float = 0.0
+    """The event loop's time when sampling started (the samples' and stalls' zero)."""
 
     @property
     def advanced_s(self) -> float:
@@ -194,6 +196,7 @@ async def follow(page: Page, seconds: float, *, video_selector: str = "video") -
         stalls=tracker.stalls,
         errors=await page.evaluate(_PAGE_ERRORS_JS, video_selector),
         player_stats=await page.evaluate(_PLAYER_STATS_JS),
+        started_at_s=start_s,
     )
 
 
