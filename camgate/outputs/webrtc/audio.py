@@ -2,7 +2,7 @@
 
 WebRTC carries Opus and G.711, not AAC, and what the fMP4 holds is AAC: the camera's own, or what
 FFmpeg made of a G.711 camera for HLS and MSE (``camgate/ffmpeg/command.py``). `OpusTranscoder`
-decodes each AAC frame and encodes 20 ms Opus packets (PyAV: FFmpeg's AAC decoder, libopus). The
+decodes each AAC frame and encodes 40 ms Opus packets (PyAV: FFmpeg's AAC decoder, libopus). The
 sink runs one per camera, only while a WebRTC viewer takes audio, and hands the same packets to
 every viewer's `AudioQueue`; aiortc's Opus sender only packs a ready packet (``pack``), so per
 viewer audio costs RTP and SRTP only. `aac_config` reads the decoder's configuration from the init
@@ -25,18 +25,23 @@ from camgate.outputs.webrtc.samples import Sample, sample_entry
 log = logging.getLogger("camgate.webrtc")
 
 OPUS_CLOCK_HZ = 48_000  # RFC 7587 4.1: the RTP clock of Opus is always 48 kHz
-OPUS_FRAME_SAMPLES = 960  # 20 ms, what browsers send and expect
+# 40 ms per packet: half the packets of the usual 20 ms, and so about half the per-viewer work
+# (every packet is a wake-up, an RTP header, SRTP and a send for each viewer); receivers take any
+# Opus frame length up to 120 ms (RFC 7587 4.2). The audio's own delay grows by 20 ms, and the
+# video's not at all: the two tracks are separate streams, not synchronised by the browser.
+OPUS_FRAME_MS = 40
+OPUS_FRAME_SAMPLES = OPUS_CLOCK_HZ * OPUS_FRAME_MS // 1000
 OPUS_BITRATE = 64_000
 AUDIO_SAMPLE_ENTRY_BYTES = 28  # ISO 14496-12 12.2.3; QuickTime sound descriptions v1/v2 add more
 QUICKTIME_EXTRA_BYTES = {1: 16, 2: 36}
-AUDIO_QUEUE_PACKETS = 50  # one second: a viewer this far behind loses the oldest audio
+AUDIO_QUEUE_PACKETS = 1000 // OPUS_FRAME_MS  # a second: a viewer this far behind loses the oldest
 ES_DESCRIPTOR, DECODER_CONFIG, DECODER_SPECIFIC = 0x03, 0x04, 0x05  # ISO 14496-1 7.2.2.1
 OBJECT_TYPE_AAC = 0x40  # ISO 14496-1 Table 5: Audio ISO/IEC 14496-3
 
 
 @dataclass(frozen=True)
 class OpusPacket:
-    """One 20 ms Opus packet, shared by every viewer; its time at 48 kHz on the camera's one
+    """One 40 ms Opus packet, shared by every viewer; its time at 48 kHz on the camera's one
     rising audio clock (it never goes back, whatever the camera's stream does)."""
 
     data: bytes
@@ -75,7 +80,7 @@ def decoder_specific_info(data: bytes, offset: int, end: int) -> bytes | None:
 
 
 class OpusTranscoder:
-    """AAC frames in, 20 ms Opus packets out, for one camera."""
+    """AAC frames in, 40 ms Opus packets out, for one camera."""
 
     def __init__(self, config: bytes) -> None:
         self._decoder = av.CodecContext.create("aac", "r")
@@ -112,12 +117,13 @@ class OpusTranscoder:
         encoder.format = "s16"
         encoder.layout = layout
         encoder.sample_rate = OPUS_CLOCK_HZ
+        encoder.options = {"frame_duration": str(OPUS_FRAME_MS)}
         self._encoder = encoder
         return self._resampler
 
     def _encode(self, frame: av.AudioFrame) -> list[OpusPacket]:
         assert self._encoder is not None  # made by _start with the resampler
-        frame.pts = None  # the encoder's clock is ours: one packet every 20 ms
+        frame.pts = None  # the encoder's clock is ours: one packet every OPUS_FRAME_MS
         out = []
         for packet in self._encoder.encode(frame):
             out.append(OpusPacket(bytes(packet), self._next_pts))
