@@ -56,18 +56,20 @@ def check_resolution(value: str) -> str:
 
 
 def parse_port_range(value: str) -> tuple[int, int] | None:
-    """``LOW-HIGH`` as two UDP ports (None for an empty value), else ValueError saying why."""
+    """``LOW-HIGH`` (or one ``PORT``, as ``PORT-PORT``) as two UDP ports, None for an empty
+    value, else ValueError saying why."""
     if not value.strip():
         return None
-    match = re.fullmatch(r"\s*([0-9]{1,5})\s*-\s*([0-9]{1,5})\s*", value)
+    match = re.fullmatch(r"\s*([0-9]{1,5})\s*(?:-\s*([0-9]{1,5})\s*)?", value)
     if match is None:
         raise ValueError(
-            "must be a UDP port range LOW-HIGH, e.g. 50000-50100 (one port for every session "
-            "is not supported: each WebRTC session needs a port of its own)"
+            "must be one UDP port every WebRTC session shares (e.g. 8555) or a range "
+            "LOW-HIGH with a port per session (e.g. 50000-50100)"
         )
-    low, high = int(match[1]), int(match[2])
+    low = int(match[1])
+    high = int(match[2]) if match[2] is not None else low
     if not 1024 <= low <= high <= 65535:
-        raise ValueError("must be LOW-HIGH with 1024 <= LOW <= HIGH <= 65535")
+        raise ValueError("ports must be from 1024 to 65535, LOW <= HIGH")
     return low, high
 
 

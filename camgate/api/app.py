@@ -74,6 +74,7 @@ def create_app(
             split_addresses(settings.webrtc_address),
             settings.webrtc_port_range,
         )
+        await app.state.whep.start()
         await manager.open(built.declared)
         reloader = None
         if settings.config_file is not None and built.declared is not None:

@@ -5,7 +5,8 @@ must show H.264 pictures decoded and Opus audio received (the camera sends AAC),
 must be close behind the camera's timecode.
 A Chromium that may not use UDP (the policy a proxy-only network enforces) cannot connect over
 WebRTC: the page must fall back to MSE within a few seconds and say so. One camera and one server
-serve the module.
+serve the module; the server puts every WebRTC session on one UDP port (``WEBRTC_PORTS`` with a
+single port), as a firewall that opens one port needs.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from tests.support.browser import (
     watch,
 )
 from tests.support.camera import RtspCamera
-from tests.support.ports import free_port
+from tests.support.ports import free_port, free_udp_range
 from tests.support.server import CamgateServer
 
 pytestmark = [
@@ -52,7 +53,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CamgateServer]:
     data_dir = tmp_path_factory.mktemp("webrtc-browser") / "data"
     with (
         RtspCamera(port=free_port(), gop_s=2.0, timecode=True, audio="aac") as camera,
-        CamgateServer(free_port(), data_dir) as server,
+        CamgateServer(free_port(), data_dir, {"WEBRTC_PORTS": str(free_udp_range(1)[0])}) as server,
     ):
         reply = server.service(cameraId=CAMERA_ID, rtspUrl=camera.url, action="start")
         assert reply.status_code == 200, reply.text

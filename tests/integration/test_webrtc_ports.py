@@ -1,7 +1,7 @@
 """WebRTC behind a firewall: with ``WEBRTC_PORTS`` every UDP port a viewer is told to reach is in
 the range (host candidates and the STUN server's view of them), the viewer decodes the camera
 through it, a full range refuses the next viewer with a 503 naming the setting, and a session's
-port serves the next viewer once it ends.
+port serves the next viewer once it ends. With one port, every viewer shares it.
 
 A real camera and camgate server, a real STUN server (tests/support/stun.py) and aiortc as the
 viewer (tests/support/whep.py).
@@ -9,9 +9,11 @@ viewer (tests/support/whep.py).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -28,6 +30,7 @@ pytestmark = pytest.mark.integration
 CAMERA_ID = "webrtc-ports"
 RUNNING_TIMEOUT_S = 40.0
 PORTS = 2
+SHARING_VIEWERS = 3
 ADMIN = "admin-3f6a9c1e7b2d4f80"
 
 
@@ -43,23 +46,43 @@ def ports() -> tuple[int, int]:
 
 
 @pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, stun: StunServer, ports: tuple[int, int]
-) -> Iterator[CamgateServer]:
-    data_dir = tmp_path_factory.mktemp("webrtc-ports") / "data"
+def camera() -> Iterator[RtspCamera]:
+    with RtspCamera(port=free_port(), gop_s=2.0, audio="pcma") as camera:
+        yield camera
+
+
+def serving(
+    camera: RtspCamera, data_dir: Path, stun: StunServer, ports: str
+) -> contextlib.AbstractContextManager[CamgateServer]:
     env = {
         "CAMGATE_API_TOKENS": f"admin:{ADMIN}",
-        "WEBRTC_PORTS": f"{ports[0]}-{ports[1]}",
+        "WEBRTC_PORTS": ports,
         "WEBRTC_ICE_SERVERS": json.dumps([{"urls": stun.url}]),
     }
+    return CamgateServer(free_port(), data_dir, env)
+
+
+@contextlib.contextmanager
+def streaming(server: CamgateServer, camera: RtspCamera) -> Iterator[CamgateServer]:
+    server.client.headers["Authorization"] = f"Bearer {ADMIN}"
+    reply = server.service(cameraId=CAMERA_ID, rtspUrl=camera.url, action="start")
+    assert reply.status_code == 200, reply.text
+    server.wait_state(CAMERA_ID, {"running"}, RUNNING_TIMEOUT_S)
+    yield server
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory,
+    camera: RtspCamera,
+    stun: StunServer,
+    ports: tuple[int, int],
+) -> Iterator[CamgateServer]:
+    data_dir = tmp_path_factory.mktemp("webrtc-ports") / "data"
     with (
-        RtspCamera(port=free_port(), gop_s=2.0, audio="pcma") as camera,
-        CamgateServer(free_port(), data_dir, env) as server,
+        serving(camera, data_dir, stun, f"{ports[0]}-{ports[1]}") as server,
+        streaming(server, camera),
     ):
-        server.client.headers["Authorization"] = f"Bearer {ADMIN}"
-        reply = server.service(cameraId=CAMERA_ID, rtspUrl=camera.url, action="start")
-        assert reply.status_code == 200, reply.text
-        server.wait_state(CAMERA_ID, {"running"}, RUNNING_TIMEOUT_S)
         yield server
 
 
@@ -121,3 +144,27 @@ async def test_viewers_reach_the_camera_on_ports_of_the_range_until_it_is_full(
         for viewer in (second, third):
             assert (await client.delete(viewer.location)).status_code == 200
     wait_for(lambda: viewers(server) == 0, 30, "no viewers")
+
+
+async def test_with_one_port_every_viewer_shares_it(
+    tmp_path: Path, camera: RtspCamera, stun: StunServer
+) -> None:
+    (port, _) = free_udp_range(1)
+    with serving(camera, tmp_path / "data", stun, str(port)) as server, streaming(server, camera):
+        async with admin_client(server) as client, contextlib.AsyncExitStack() as stack:
+            watching = [
+                await stack.enter_async_context(whep_viewer(client, CAMERA_ID, audio=True))
+                for _ in range(SHARING_VIEWERS)
+            ]
+            decoded = await asyncio.gather(*(viewer.frames(10) for viewer in watching))
+            assert all({(f.width, f.height) for f in frames} == {(640, 360)} for frames in decoded)
+            for viewer in watching:
+                offered = candidates(viewer.pc.remoteDescription.sdp)
+                assert {kind for kind, _, _ in offered} >= {"host", "srflx"}, offered
+                assert {p for _, _, p in offered} == {port}, offered
+                heard = await viewer.listen(0.2)
+                assert heard[0] == 48_000 and max(heard[1]) > 1000  # each hears its own audio
+            assert (await client.delete(watching[0].location)).status_code == 200
+            later = await stack.enter_async_context(whep_viewer(client, CAMERA_ID))
+            assert (await later.frames(5))[0].width == 640
+            await asyncio.gather(*(viewer.frames(5) for viewer in watching[1:]))

@@ -62,7 +62,7 @@ def test_env_file_is_read(tmp_path) -> None:  # type: ignore[no-untyped-def]
         ("LOG_LEVEL", "loud"),
         ("HLS_MAX_SEGMENTS", "1"),
         ("HLS_PART_TIME", "5"),
-        ("WEBRTC_PORTS", "50000"),
+        ("WEBRTC_PORTS", "8555,8556"),
         ("WEBRTC_PORTS", "50100-50000"),
         ("WEBRTC_PORTS", "80-90"),
         ("WEBRTC_PORTS", "50000-70000"),
@@ -84,5 +84,5 @@ def test_the_webrtc_port_range_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_settings().webrtc_port_range is None  # any port the kernel picks
     monkeypatch.setenv("WEBRTC_PORTS", " 50000 - 50100 ")
     assert load_settings().webrtc_port_range == (50000, 50100)
-    monkeypatch.setenv("WEBRTC_PORTS", "50000-50000")
-    assert load_settings().webrtc_port_range == (50000, 50000)
+    monkeypatch.setenv("WEBRTC_PORTS", "8555")  # one port, shared by every session
+    assert load_settings().webrtc_port_range == (8555, 8555)

@@ -1,15 +1,15 @@
-"""UDP ports of WebRTC sessions from a fixed range (``WEBRTC_PORTS``), for firewalls.
+"""Fixed UDP ports for WebRTC sessions (``WEBRTC_PORTS``), for firewalls.
 
 aioice, aiortc's ICE agent, binds a session's host candidates to ports the kernel picks and has
-no setting for it. `use_port_range` turns the ICE agents of one peer connection, before they
-gather, into `PortRangeConnection`s: host candidates bound to a free port of a `UdpPortRange`,
-the same port on every address of this machine (video and audio share it: bundle), given back
-when the session closes. Server-reflexive (STUN) candidates come from those same sockets; TURN
-relays are aioice's own. When no port of the range is free, gathering raises `CapacityReached`
-(503).
+no setting for it. `use_host_ports` turns the ICE agents of one peer connection, before they
+gather, into `FixedPortConnection`s, whose host candidates come from a `HostPorts`:
 
-One port shared by every session (ICE multiplexing) is not possible: aioice reads each socket
-for one session only.
+- `UdpPortRange` (``WEBRTC_PORTS=50000-50100``): a free port of the range per session, the same
+  port on every address of this machine (video and audio share it: bundle), given back when the
+  session closes; when none is free, gathering raises `CapacityReached` (503);
+- `SharedUdpPort` (``WEBRTC_PORTS=8555``, `camgate.outputs.webrtc.udp_mux`): one port for all.
+
+Server-reflexive (STUN) candidates come from those same sockets; TURN relays are aioice's own.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import logging
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from aioice import Candidate, Connection
 from aioice.ice import (
@@ -92,6 +93,20 @@ class UdpPortRange:
             f"every UDP port of WEBRTC_PORTS ({self}) is in use", retry_after_s=10
         )
 
+    async def open(self, connection: Connection, addresses: Sequence[str]) -> list[StunProtocol]:
+        loop = asyncio.get_running_loop()
+        protocols = []
+        for sock in self.bind(addresses):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_SOCKET_BUFFER_SIZE)
+            _, protocol = await loop.create_datagram_endpoint(
+                lambda: StunProtocol(connection), sock=sock
+            )
+            protocols.append(protocol)
+        return protocols
+
+    def close(self) -> None:
+        """Nothing shared: each session's sockets close with it."""
+
 
 def _bound_socket(address: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_DGRAM)
@@ -104,21 +119,31 @@ def _bound_socket(address: str, port: int) -> socket.socket:
     return sock
 
 
-class PortRangeConnection(Connection):
-    """aioice's ICE agent with its host candidates on ports of ``port_range``."""
+class HostPorts(Protocol):
+    """Where a session's host candidates live: `UdpPortRange` or `SharedUdpPort`."""
 
-    port_range: UdpPortRange
+    async def open(self, connection: Connection, addresses: Sequence[str]) -> list[StunProtocol]:
+        """One protocol of ``connection`` per address, its transport ready to send."""
+        ...
+
+    def close(self) -> None:
+        """Let go of what all sessions share (at shutdown)."""
+        ...
+
+
+class FixedPortConnection(Connection):
+    """aioice's ICE agent with its host candidates on ``host_ports``."""
+
+    host_ports: HostPorts
 
     async def get_component_candidates(
         self, component: int, addresses: list[str], timeout: int = 5
     ) -> list[Candidate]:
-        loop = asyncio.get_running_loop()
-        hosts: list[StunProtocol] = []
-        for sock in self.port_range.bind(addresses):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_SOCKET_BUFFER_SIZE)
-            _, protocol = await loop.create_datagram_endpoint(lambda: StunProtocol(self), sock=sock)
-            protocol.local_candidate = host_candidate(component, sock.getsockname())
-            hosts.append(protocol)
+        hosts = await self.host_ports.open(self, addresses)
+        for protocol in hosts:
+            protocol.local_candidate = host_candidate(
+                component, protocol.transport.get_extra_info("sockname")
+            )
         self._protocols += hosts
         candidates = [protocol.local_candidate for protocol in hosts]
         candidates += await self._reflexive_candidates(hosts)
@@ -158,15 +183,19 @@ def host_candidate(component: int, sockname: tuple[str, int]) -> Candidate:
     )
 
 
-def use_port_range(pc: RTCPeerConnection, port_range: UdpPortRange) -> None:
-    """Make the ICE agents of ``pc`` gather on ``port_range``: call after the offer is applied
+def use_host_ports(pc: RTCPeerConnection, host_ports: HostPorts) -> None:
+    """Make the ICE agents of ``pc`` gather on ``host_ports``: call after the offer is applied
     (bundling has then dropped the agents that will not be used) and before the answer is set."""
     for transceiver in pc.getTransceivers():
-        connection = transceiver.sender.transport.transport.iceGatherer._connection
-        if isinstance(connection, PortRangeConnection):
-            continue
-        if type(connection) is not Connection:
-            raise TypeError(f"unexpected ICE agent {type(connection).__name__}")
-        connection.__class__ = PortRangeConnection
-        assert isinstance(connection, PortRangeConnection)
-        connection.port_range = port_range
+        fix_ports(transceiver.sender.transport.transport.iceGatherer._connection, host_ports)
+
+
+def fix_ports(connection: Connection, host_ports: HostPorts) -> None:
+    """Make one aioice agent, before it gathers, a `FixedPortConnection` on ``host_ports``."""
+    if isinstance(connection, FixedPortConnection):
+        return
+    if type(connection) is not Connection:
+        raise TypeError(f"unexpected ICE agent {type(connection).__name__}")
+    connection.__class__ = FixedPortConnection
+    assert isinstance(connection, FixedPortConnection)
+    connection.host_ports = host_ports

@@ -39,7 +39,7 @@ from aiortc.rtp import RTCP_PSFB_FIR, RTCP_PSFB_PLI, RtcpPsfbPacket
 from camgate.errors import InvalidInput
 from camgate.outputs.webrtc.audio import OPUS_CLOCK_HZ, AudioQueue
 from camgate.outputs.webrtc.ice import offered_codecs, without_mdns_candidates
-from camgate.outputs.webrtc.ports import UdpPortRange, use_port_range
+from camgate.outputs.webrtc.ports import HostPorts, use_host_ports
 from camgate.outputs.webrtc.sink import SessionCounters
 from camgate.outputs.webrtc.viewer import RTP_CLOCK_HZ, CatchUpPacer, ViewerEnd, ViewerQueue
 
@@ -139,7 +139,7 @@ class WhepSession:
         counters: SessionCounters,
         configuration: RTCConfiguration,
         *,
-        ports: UdpPortRange | None = None,
+        ports: HostPorts | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.id = secrets.token_urlsafe(16)
@@ -177,7 +177,7 @@ class WhepSession:
         except (ValueError, InvalidAccessError, OperationError) as error:
             raise InvalidInput(f"the SDP offer cannot be used: {error}") from error
         if self._ports is not None:
-            use_port_range(self.pc, self._ports)
+            use_host_ports(self.pc, self._ports)
         for transceiver in self.pc.getTransceivers():
             if transceiver not in sending:
                 transceiver.direction = "inactive"  # nothing to send there (docs/webrtc.md)

@@ -2,7 +2,7 @@
 one task that this registry owns, cancels and awaits (`close_all` at shutdown).
 
 Limits: ``WEBRTC_MAX_VIEWERS`` in total here, ``WEBRTC_MAX_VIEWERS_PER_CAMERA`` in each sink,
-and the free ports of ``WEBRTC_PORTS`` when it is set.
+and the free ports of ``WEBRTC_PORTS`` when it is a range (`host_ports`).
 """
 
 from __future__ import annotations
@@ -12,12 +12,15 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from aioice.ice import get_host_addresses
+
 from camgate.config import IceServer
 from camgate.errors import CapacityReached, NotFound
 from camgate.outputs.webrtc.ice import announce_addresses, rtc_configuration
-from camgate.outputs.webrtc.ports import UdpPortRange
+from camgate.outputs.webrtc.ports import HostPorts, UdpPortRange
 from camgate.outputs.webrtc.session import ViewerMedia, WhepSession
 from camgate.outputs.webrtc.sink import WebRtcSink
+from camgate.outputs.webrtc.udp_mux import SharedUdpPort
 from camgate.outputs.webrtc.viewer import ViewerEnd
 
 log = logging.getLogger("camgate.webrtc")
@@ -44,6 +47,26 @@ def release(sink: WebRtcSink, media: ViewerMedia) -> None:
         sink.unsubscribe_audio(media.audio)
 
 
+def host_ports(ports: tuple[int, int] | None, max_sessions: int) -> HostPorts | None:
+    """What ``WEBRTC_PORTS`` asks for: None (ports the kernel picks), one port every session
+    shares, or a range with a port per session."""
+    if ports is None:
+        return None
+    low, high = ports
+    if low == high:
+        return SharedUdpPort(low)
+    port_range = UdpPortRange(low, high)
+    if len(port_range) < max_sessions:
+        log.warning(
+            "WEBRTC_PORTS (%s) has %d ports for up to %d viewers (WEBRTC_MAX_VIEWERS): "
+            "viewers beyond that are refused",
+            port_range,
+            len(port_range),
+            max_sessions,
+        )
+    return port_range
+
+
 class WhepSessions:
     def __init__(
         self,
@@ -55,20 +78,17 @@ class WhepSessions:
         self.max_sessions = max_sessions
         self._ice_servers = tuple(ice_servers)
         self._addresses = tuple(addresses)
-        self._ports = None if ports is None else UdpPortRange(*ports)
-        if self._ports is not None and len(self._ports) < max_sessions:
-            log.warning(
-                "WEBRTC_PORTS (%s) has %d ports for up to %d viewers (WEBRTC_MAX_VIEWERS): "
-                "viewers beyond that are refused",
-                self._ports,
-                len(self._ports),
-                max_sessions,
-            )
+        self._ports = host_ports(ports, max_sessions)
         self._sessions: dict[str, WhepSession] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
     def __len__(self) -> int:
         return len(self._sessions)
+
+    async def start(self) -> None:
+        """Bind a shared WebRTC port now, so that a port in use is logged at start-up."""
+        if isinstance(self._ports, SharedUdpPort):
+            await self._ports.bind(get_host_addresses(use_ipv4=True, use_ipv6=True))
 
     async def open(self, camera_id: str, sink: WebRtcSink, offer_sdp: str) -> Answer:
         if len(self._sessions) >= self.max_sessions:
@@ -121,3 +141,5 @@ class WhepSessions:
         for session in list(self._sessions.values()):
             session.queue.finish(ViewerEnd.CLOSED)
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._ports is not None:
+            self._ports.close()
