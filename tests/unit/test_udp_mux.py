@@ -5,10 +5,11 @@ also when two sessions' username fragments collide. Real UDP on this machine's a
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 
 import pytest
-from aioice import Connection
+from aioice import Connection, stun
 
 from camgate.outputs.webrtc.ports import fix_ports
 from camgate.outputs.webrtc.udp_mux import SharedUdpPort
@@ -99,3 +100,22 @@ async def test_a_port_in_use_refuses_the_session_with_the_setting_named(
         for one in server:
             await one.close()
         blocker.close()
+
+
+async def test_a_check_not_signed_with_the_sessions_password_makes_no_peer(
+    shared: SharedUdpPort,
+) -> None:
+    server, client = await connect(shared)
+    rogue = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        host = next(c for c in server.local_candidates if c.type == "host" and ":" not in c.host)
+        forged = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
+        forged.attributes["USERNAME"] = f"{server.local_username}:{client.local_username}"
+        forged.add_message_integrity(b"not the password")
+        rogue.sendto(bytes(forged), (host.host, host.port))
+        rogue.sendto(b"\x17 not from the peer", (host.host, host.port))
+        await exchange(server, client, b"only the peer's")  # the rogue datagram never arrived
+    finally:
+        rogue.close()
+        await server.close()
+        await client.close()

@@ -6,9 +6,9 @@ through it as through a socket of its own); `UdpDemux` hands each datagram that 
 session it belongs to (RFC 8445 keeps this possible: every connectivity check names its target):
 
 - a STUN request (a connectivity check) names the session by the first half of its USERNAME,
-  our ICE username fragment; the sender's address is then that session's peer. Fragments are
-  short (4 characters), so when two sessions share one, the request's MESSAGE-INTEGRITY (keyed
-  by the session's ICE password) decides;
+  our ICE username fragment, and must carry a MESSAGE-INTEGRITY keyed by that session's ICE
+  password (which also tells apart two sessions whose 4-character fragments collide); the
+  sender's address is then that session's peer, and other requests are dropped;
 - a STUN response (to our own check, or from the STUN server) goes to the session that has the
   transaction open;
 - anything else (DTLS, SRTP, SRTCP) goes to the session whose peer sent it.
@@ -93,10 +93,8 @@ class UdpDemux(asyncio.DatagramProtocol):
         username = message.attributes.get("USERNAME")
         if not isinstance(username, str):
             return None
-        sharing = self._by_fragment.get(username.partition(":")[0], [])
-        if len(sharing) == 1:
-            return sharing[0]
-        for protocol in sharing:
+        # Only a check signed with the session's ICE password makes its sender a peer.
+        for protocol in self._by_fragment.get(username.partition(":")[0], []):
             if message.check_message_integrity(protocol.receiver.local_password.encode()):
                 return protocol
         return None
