@@ -13,6 +13,12 @@ then camgate's CPU time (user+system of its own process, FFmpeg excluded, from /
 over --seconds, with the pictures each viewer received meanwhile as a check. --rounds repeats
 the whole series; the machine's load average is printed beside each figure. With --audio the
 camera sends AAC and every viewer takes audio too (Opus, transcoded once for all of them).
+"Per extra viewer" is (CPU with N viewers - CPU with none) / N; with 1 in --viewers the summary
+also gives (CPU with N - CPU with 1) / (N - 1), the cost of each viewer after the first (which
+alone pays for what is shared, such as the audio transcoding).
+--ports compares WEBRTC_PORTS settings in one run, one server after the other on the same
+camera: "kernel" (unset: a port per session that the kernel picks), a port every session shares
+("8555") or a range ("50000-50100").
 Run with the project's venv:  .venv/bin/python bench/latency/webrtc_cpu.py --viewers 1,10,50
 """
 
@@ -154,36 +160,45 @@ async def measure(
 
 
 async def run(
-    server: CamgateServer, counts: list[int], seconds: float, rounds: int, audio: bool
+    server: CamgateServer, counts: list[int], seconds: float, rounds: int, audio: bool, ports: str
 ) -> None:
     assert server.process is not None
     pid = server.process.pid
     per_viewer: dict[int, list[float]] = {count: [] for count in counts}
+    after_first: dict[int, list[float]] = {count: [] for count in counts if count > 1}
     async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as client:
         await asyncio.sleep(3)
         print(
-            f"{'round':>5} {'viewers':>7} {'camgate CPU %':>14} {'per extra viewer %':>19} "
-            f"{'connect s':>9} {'min fps':>7}  load"
+            f"{'ports':>11} {'round':>5} {'viewers':>7} {'camgate CPU %':>14} "
+            f"{'per extra viewer %':>19} {'connect s':>9} {'min fps':>7}  load"
         )
         for round_ in range(1, rounds + 1):
             idle = await sample(pid, seconds)
             blank = f"{'-':>19} {'-':>9} {'-':>7}"
-            print(f"{round_:>5} {0:>7} {idle * 100:>14.1f} {blank}  {load_average()}")
+            print(f"{ports:>11} {round_:>5} {0:>7} {idle * 100:>14.1f} {blank}  {load_average()}")
+            busy_by_count: dict[int, float] = {}
             for count in counts:
                 busy, connect_s, min_fps = await measure(server, client, count, seconds, audio)
+                busy_by_count[count] = busy
                 per = (busy - idle) / count * 100
                 per_viewer[count].append(per)
+                if count > 1 and 1 in busy_by_count:
+                    after_first[count].append((busy - busy_by_count[1]) / (count - 1) * 100)
                 print(
-                    f"{round_:>5} {count:>7} {busy * 100:>14.1f} {per:>19.2f} {connect_s:>9.1f} "
-                    f"{min_fps:>7.1f}  {load_average()}",
+                    f"{ports:>11} {round_:>5} {count:>7} {busy * 100:>14.1f} {per:>19.2f} "
+                    f"{connect_s:>9.1f} {min_fps:>7.1f}  {load_average()}",
                     flush=True,
                 )
     print()
     for count, figures in per_viewer.items():
-        print(
-            f"{count:>3} viewers: per extra viewer median {statistics.median(figures):.2f} % "
-            f"(rounds: {', '.join(f'{f:.2f}' for f in figures)})"
+        line = (
+            f"ports {ports}, {count:>3} viewers: per extra viewer median "
+            f"{statistics.median(figures):.2f} % (rounds: {', '.join(f'{f:.2f}' for f in figures)})"
         )
+        if after_first.get(count):
+            line += f"; after the first {statistics.median(after_first[count]):.2f} % each"
+        print(line)
+    print()
 
 
 def main(argv: list[str]) -> int:
@@ -192,6 +207,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seconds", type=float, default=15.0, help="measured seconds per count")
     parser.add_argument("--rounds", type=int, default=1, help="times the whole series is run")
     parser.add_argument("--audio", action="store_true", help="an AAC camera, viewers take audio")
+    parser.add_argument(
+        "--ports", default="kernel", help="comma-separated WEBRTC_PORTS values; kernel: unset"
+    )
     args = parser.parse_args(argv)
     counts = [int(v) for v in args.viewers.split(",") if v.strip()]
     with ExitStack() as stack, tempfile.TemporaryDirectory() as work:
@@ -199,16 +217,19 @@ def main(argv: list[str]) -> int:
         camera = stack.enter_context(
             RtspCamera(timecode=True, gop_s=2.0, fps=CAMERA_FPS, audio=audio)
         )
-        env = {
-            "LOG_LEVEL": "warning",
-            "WEBRTC_MAX_VIEWERS_PER_CAMERA": "1000",
-            "WEBRTC_MAX_VIEWERS": "1000",
-        }
-        server = stack.enter_context(CamgateServer(free_port(), Path(work) / "data", env))
-        reply = server.service(cameraId=CAMERA_ID, rtspUrl=camera.url, action="start")
-        reply.raise_for_status()
-        server.wait_state(CAMERA_ID, {"running"}, 60)
-        asyncio.run(run(server, counts, args.seconds, args.rounds, args.audio))
+        for index, ports in enumerate(p.strip() for p in args.ports.split(",") if p.strip()):
+            env = {
+                "LOG_LEVEL": "warning",
+                "WEBRTC_MAX_VIEWERS_PER_CAMERA": "1000",
+                "WEBRTC_MAX_VIEWERS": "1000",
+            }
+            if ports != "kernel":
+                env["WEBRTC_PORTS"] = ports
+            with CamgateServer(free_port(), Path(work) / f"data{index}", env) as server:
+                reply = server.service(cameraId=CAMERA_ID, rtspUrl=camera.url, action="start")
+                reply.raise_for_status()
+                server.wait_state(CAMERA_ID, {"running"}, 60)
+                asyncio.run(run(server, counts, args.seconds, args.rounds, args.audio, ports))
     return 0
 
 
