@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from camgate import __version__
 from camgate.api import cameras, ops, seed, web
+from camgate.api.assets import AssetsFastPath
 from camgate.api.auth import Authorizer, authorize
 from camgate.api.cluster import PlaysElsewhere, answer_elsewhere, open_relay, route_to_owner
 from camgate.api.errors import install_error_handlers
@@ -125,7 +126,10 @@ def create_app(
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     app.front = RequestGuard(
-        HlsFastPath(app.framework, answers=hls_answers, authorizer=authorizer),
+        AssetsFastPath(
+            HlsFastPath(app.framework, answers=hls_answers, authorizer=authorizer),
+            assets=web.ASSETS,
+        ),
         authorizer=authorizer,
         allowed_hosts=[
             *default_allowed_hosts(settings.host),
@@ -139,8 +143,9 @@ def create_app(
 
 class CamgateApp(FastAPI):
     """FastAPI behind camgate's ASGI front: every request meets the request guard first, and
-    the HLS URLs are then answered by the fast path without the framework's middleware,
-    routing and telemetry (camgate.api.outputs.hls_fast); everything else goes on to FastAPI."""
+    the pages' files and the HLS URLs are then answered by fast paths without the framework's
+    middleware, routing and telemetry (camgate.api.assets, camgate.api.outputs.hls_fast);
+    everything else goes on to FastAPI."""
 
     front: ASGIApp | None = None
 

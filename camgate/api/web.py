@@ -1,7 +1,8 @@
 """The browser pages: the dashboard, the player page and their static files (no CDN), and the
 player page's feed of its camera's state.
 
-The player page of an unknown camera is an HTTP 404 page, but only for a request that may know
+The files are served from memory under versioned URLs (`camgate.api.assets`). The player page
+of an unknown camera is an HTTP 404 page, but only for a request that may know
 which cameras exist (open mode, a token, or a valid signed viewer URL): anyone else gets the
 same page for every id, so camera ids cannot be probed from outside.
 """
@@ -19,13 +20,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import (
-    FileResponse,
     HTMLResponse,
     RedirectResponse,
     Response,
     StreamingResponse,
 )
 
+from camgate.api.assets import Assets
 from camgate.api.auth import Access, Authorizer, Verdict, access
 from camgate.api.deps import Manager
 from camgate.errors import NotFound
@@ -34,6 +35,8 @@ from camgate.manager import StreamManager
 from camgate.status import StreamStatus
 
 STATIC_DIR = Path(str(files("camgate.web") / "static"))
+ASSETS = Assets.load(STATIC_DIR)
+PAGE_HEADERS = {"Cache-Control": "no-cache"}
 # The feed sends the camera's state again at least this often when it changed without an
 # event (a camera another node runs), and a comment line otherwise, which keeps proxies open.
 FEED_REFRESH_S = 5.0
@@ -47,8 +50,8 @@ _NOT_FOUND_PAGE = """<!doctype html>
   <meta name="viewport" content="width=device-width, initial-scale=1">
   <title>No camera {id} · camgate</title>
   <link rel="icon" href="data:,">
-  <link rel="stylesheet" href="/static/camgate.css">
-  <link rel="stylesheet" href="/static/watch.css">
+  <link rel="stylesheet" href="{camgate_css}">
+  <link rel="stylesheet" href="{watch_css}">
 </head>
 <body>
   <main class="player">
@@ -67,26 +70,29 @@ _NOT_FOUND_PAGE = """<!doctype html>
 @router.get("/", include_in_schema=False)
 @access(Access.PUBLIC)
 async def index() -> Response:
-    dashboard = STATIC_DIR / "index.html"
-    if dashboard.exists():
-        return FileResponse(dashboard, headers={"Cache-Control": "no-cache"})
+    if ASSETS.get("index.html") is not None:
+        return HTMLResponse(ASSETS.page("index.html"), headers=PAGE_HEADERS)
     return RedirectResponse("/docs")
 
 
 @router.get("/docs", include_in_schema=False)
 @access(Access.PUBLIC)
-async def docs() -> FileResponse:
+async def docs() -> HTMLResponse:
     """The interactive API docs (Swagger UI, vendored: works offline)."""
-    return FileResponse(STATIC_DIR / "docs.html", headers={"Cache-Control": "no-cache"})
+    return HTMLResponse(ASSETS.page("docs.html"), headers=PAGE_HEADERS)
 
 
 @router.get("/watch/{camera_id}", include_in_schema=False)
 @access(Access.PUBLIC)
 async def watch(camera_id: str, request: Request, manager: Manager) -> Response:
     if _may_know(request, camera_id) and not _exists(manager, camera_id):
-        page = _NOT_FOUND_PAGE.format(id=html.escape(camera_id))
-        return HTMLResponse(page, status_code=404, headers={"Cache-Control": "no-cache"})
-    return FileResponse(STATIC_DIR / "watch.html", headers={"Cache-Control": "no-cache"})
+        page = _NOT_FOUND_PAGE.format(
+            id=html.escape(camera_id),
+            camgate_css=ASSETS.url("camgate.css"),
+            watch_css=ASSETS.url("watch.css"),
+        )
+        return HTMLResponse(page, status_code=404, headers=PAGE_HEADERS)
+    return HTMLResponse(ASSETS.page("watch.html"), headers=PAGE_HEADERS)
 
 
 @router.get("/watch/{camera_id}/events")
