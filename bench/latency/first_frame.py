@@ -1,7 +1,10 @@
 """Where the time to the first WebRTC picture goes: page load to first frame, step by step.
 
 One running camera (2 s GOP) and camgate; headless Chromium opens ``/watch/<id>?mode=webrtc``
-(and ``?mode=mse`` as the baseline, alternating) in a fresh context each round. The page's own
+(and ``?mode=mse`` as the baseline, alternating) in a fresh context each round, a first-time
+viewer: nothing cached. "webrtc again" is a returning viewer: the same page once more in a
+context that has loaded it before (its scripts cached, as the browser keeps them for a version
+of camgate). The page's own
 clock (``performance.now()``, 0 at the start of navigation) marks: DOMContentLoaded, the WHEP
 POST sent and answered (resource timing), ICE connected, the connection (DTLS) up, and the first
 frame the video presents (``requestVideoFrameCallback``). A hook wraps ``RTCPeerConnection`` to
@@ -23,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from playwright.async_api import Browser  # noqa: E402
+from playwright.async_api import Browser, Page  # noqa: E402
 
 from tests.support.browser import launch_chromium  # noqa: E402
 from tests.support.camera import RtspCamera  # noqa: E402
@@ -75,36 +78,48 @@ STEPS = [
 ]
 
 
-async def one_load(browser: Browser, url: str) -> dict[str, float]:
+async def one_load(browser: Browser, url: str, returning: bool = False) -> dict[str, float]:
     context = await browser.new_context()
     try:
-        page = await context.new_page()
-        await page.add_init_script(MARKS_JS)
-        await page.goto(url)
-        await page.wait_for_function(
-            "() => 'first frame' in window.__marks", timeout=PAGE_TIMEOUT_S * 1000
-        )
-        marks: dict[str, Any] = await page.evaluate("window.__marks")
-        whep = await page.evaluate(RESOURCES_JS)
-        if whep:
-            marks["POST sent"], marks["answer"] = whep[0]
+        if returning:
+            await first_frame(await context.new_page(), url)
+        marks = await first_frame(await context.new_page(), url)
         return {name: value / 1000 for name, value in marks.items()}
     finally:
         await context.close()
 
 
+async def first_frame(page: Page, url: str) -> dict[str, Any]:
+    """The page's marks (ms) once it presented its first frame; the page is closed."""
+    await page.add_init_script(MARKS_JS)
+    await page.goto(url)
+    await page.wait_for_function(
+        "() => 'first frame' in window.__marks", timeout=PAGE_TIMEOUT_S * 1000
+    )
+    marks: dict[str, Any] = await page.evaluate("window.__marks")
+    whep = await page.evaluate(RESOURCES_JS)
+    if whep:
+        marks["POST sent"], marks["answer"] = whep[0]
+    await page.close()
+    return marks
+
+
+LOADS = {"webrtc": ("webrtc", False), "mse": ("mse", False), "webrtc again": ("webrtc", True)}
+
+
 async def run(base_url: str, rounds: int) -> None:
-    loads: dict[str, list[dict[str, float]]] = {"webrtc": [], "mse": []}
+    loads: dict[str, list[dict[str, float]]] = {label: [] for label in LOADS}
     async with launch_chromium() as browser:
         for round_ in range(1, rounds + 1):
-            for mode in loads:
-                marks = await one_load(browser, f"{base_url}/watch/{CAMERA_ID}?mode={mode}")
-                loads[mode].append(marks)
+            for label, (mode, returning) in LOADS.items():
+                url = f"{base_url}/watch/{CAMERA_ID}?mode={mode}"
+                marks = await one_load(browser, url, returning)
+                loads[label].append(marks)
                 steps = "  ".join(f"{k} {marks[k]:.3f}" for k in STEPS if k in marks)
-                print(f"{round_:>2} {mode:<6} {steps}  (load {os.getloadavg()[0]:.2f})")
+                print(f"{round_:>2} {label:<12} {steps}  (load {os.getloadavg()[0]:.2f})")
     print()
-    for mode, runs in loads.items():
-        print(f"{mode}: median s after the start of the page load")
+    for label, runs in loads.items():
+        print(f"{label}: median s after the start of the page load")
         for step in STEPS:
             values = [marks[step] for marks in runs if step in marks]
             if values:
