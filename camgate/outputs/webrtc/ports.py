@@ -78,7 +78,7 @@ class UdpPortRange:
             bound: list[socket.socket] = []
             for address in list(usable):
                 try:
-                    bound.append(_bound_socket(address, port))
+                    bound.append(bound_udp_socket(address, port))
                 except OSError as error:
                     if error.errno == errno.EADDRINUSE:
                         break
@@ -97,7 +97,6 @@ class UdpPortRange:
         loop = asyncio.get_running_loop()
         protocols = []
         for sock in self.bind(addresses):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_SOCKET_BUFFER_SIZE)
             _, protocol = await loop.create_datagram_endpoint(
                 lambda: StunProtocol(connection), sock=sock
             )
@@ -108,7 +107,9 @@ class UdpPortRange:
         """Nothing shared: each session's sockets close with it."""
 
 
-def _bound_socket(address: str, port: int) -> socket.socket:
+def bound_udp_socket(address: str, port: int) -> socket.socket:
+    """A non-blocking UDP socket bound to ``address`` and ``port`` with aioice's receive buffer
+    (OSError when it cannot be bound)."""
     sock = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_DGRAM)
     try:
         sock.bind((address, port))
@@ -116,6 +117,7 @@ def _bound_socket(address: str, port: int) -> socket.socket:
         sock.close()
         raise
     sock.setblocking(False)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_SOCKET_BUFFER_SIZE)
     return sock
 
 

@@ -22,15 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections.abc import Sequence
 from typing import Any, cast
 
 from aioice import Connection, stun
 from aioice.ice import StunProtocol
-from aioice.turn import UDP_SOCKET_BUFFER_SIZE
 
 from camgate.errors import CapacityReached
+from camgate.outputs.webrtc.ports import bound_udp_socket
 
 log = logging.getLogger("camgate.webrtc")
 
@@ -158,12 +157,9 @@ class SharedUdpPort:
         for address in addresses:
             if address in self._demuxes:
                 continue
-            family = socket.AF_INET6 if ":" in address else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_DGRAM)
             try:
-                sock.bind((address, self.port))
+                sock = bound_udp_socket(address, self.port)
             except OSError as error:
-                sock.close()
                 log.error(
                     "webrtc: cannot bind UDP %s port %d (WEBRTC_PORTS): %s",
                     address,
@@ -171,8 +167,6 @@ class SharedUdpPort:
                     error,
                 )
                 continue
-            sock.setblocking(False)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_SOCKET_BUFFER_SIZE)
             _, demux = await loop.create_datagram_endpoint(UdpDemux, sock=sock)
             self._demuxes[address] = demux
 
