@@ -233,9 +233,19 @@
     if (hls.latency - target < LIVE_EDGE_SLACK_S) return;
     if (Date.now() - lastLiveEdgeSeekMs < LIVE_EDGE_SEEK_GAP_MS) return;
     const position = video.currentTime + hls.latency - target;
-    if (video.buffered.end(video.buffered.length - 1) - position < LIVE_EDGE_MIN_AHEAD_S) return;
+    if (!bufferedAhead(position, LIVE_EDGE_MIN_AHEAD_S)) return;
     lastLiveEdgeSeekMs = Date.now();
     video.currentTime = position;
+  }
+
+  // Whether `position` lies in one buffered range with at least `ahead` seconds after it in that
+  // range: a seek into a hole between ranges would stand the video still until hls.js skips it.
+  function bufferedAhead(position, ahead) {
+    const ranges = video.buffered;
+    for (let i = 0; i < ranges.length; i += 1) {
+      if (ranges.start(i) <= position && ranges.end(i) - position >= ahead) return true;
+    }
+    return false;
   }
 
   function onHlsError(_event, data) {
