@@ -124,6 +124,8 @@ def create_app(
         )
     )
     app.include_router(web.router)
+    # The files are answered from memory by the assets fast path; this mount answers the rest
+    # of /static as before (other methods, unknown files, requests under a root path).
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     app.front = RequestGuard(
         AssetsFastPath(

@@ -58,11 +58,12 @@ class Assets:
         return cls(files)
 
     def _asset(self, name: str, body: bytes, files: dict[str, bytes]) -> Asset:
+        def versioned(reference: re.Match[bytes]) -> bytes:
+            target = reference[1].decode()
+            return self.url(target).encode() if target in files else reference[0]
+
         if name.endswith(REWRITTEN):
-            body = REFERENCE.sub(
-                lambda m: self.url(m[1].decode()).encode() if m[1].decode() in files else m[0],
-                body,
-            )
+            body = REFERENCE.sub(versioned, body)
         media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
         if media_type.startswith("text/") or media_type.endswith(("javascript", "json")):
             media_type += "; charset=utf-8"

@@ -70,8 +70,9 @@ _NOT_FOUND_PAGE = """<!doctype html>
 @router.get("/", include_in_schema=False)
 @access(Access.PUBLIC)
 async def index() -> Response:
-    if ASSETS.get("index.html") is not None:
-        return HTMLResponse(ASSETS.page("index.html"), headers=PAGE_HEADERS)
+    dashboard = ASSETS.get("index.html")
+    if dashboard is not None:
+        return HTMLResponse(dashboard.body, headers=PAGE_HEADERS)
     return RedirectResponse("/docs")
 
 

@@ -14,6 +14,7 @@ from types import TracebackType
 
 import httpx
 
+from camgate.tasks import cancel_and_wait
 from tests.support.browser import PlaybackReport, Stall
 
 POLL_S = 0.1
@@ -40,9 +41,7 @@ class LiveEdge:
         trace: TracebackType | None,
     ) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
         await self._client.aclose()
 
     async def _poll(self) -> None:

@@ -34,6 +34,7 @@ from aioice.turn import UDP_SOCKET_BUFFER_SIZE
 from aiortc import RTCPeerConnection
 
 from camgate.errors import CapacityReached
+from camgate.tasks import cancel_and_wait
 
 log = logging.getLogger("camgate.webrtc")
 
@@ -47,7 +48,7 @@ class UdpPortRange:
 
     low: int
     high: int
-    _next: int = field(default=0, repr=False)
+    _next: int = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not 1 <= self.low <= self.high <= 65535:
@@ -164,12 +165,10 @@ class FixedPortConnection(Connection):
         if not queries:
             return []
         done, pending = await asyncio.wait(queries, timeout=STUN_TIMEOUT_S)
-        for query in pending:
-            query.cancel()
         if pending:
             log.info("webrtc: no STUN answer within %gs", STUN_TIMEOUT_S)
-        found = [query.result()[0] for query in done if query.exception() is None]
-        return found
+            await cancel_and_wait(pending)
+        return [query.result()[0] for query in done if query.exception() is None]
 
 
 def host_candidate(component: int, sockname: tuple[str, int]) -> Candidate:
