@@ -138,9 +138,9 @@ class Settings(BaseSettings):
         8_000_000, alias="MSE_CLIENT_QUEUE_BYTES", ge=16384, le=1 << 30
     )
     # WebRTC (WHEP, see docs/webrtc.md): extra addresses announced as host candidates (a public
-    # address in front of a 1:1 NAT), the UDP port range sessions bind (empty: any port the
-    # kernel picks), STUN/TURN servers as a JSON list of RTCIceServer objects,
-    # and viewer limits.
+    # address in front of a 1:1 NAT), the UDP ports sessions bind (one port all share, or a
+    # range with a port each; empty: ports the kernel picks), STUN/TURN servers as a JSON list
+    # of RTCIceServer objects, and viewer limits.
     webrtc_address: str = Field("", alias="WEBRTC_ADDRESS")
     webrtc_ports: str = Field("", alias="WEBRTC_PORTS")
     webrtc_ice_servers: list[IceServer] = Field([], alias="WEBRTC_ICE_SERVERS")
